@@ -1,0 +1,68 @@
+"""``python -m workshop_lib COMMAND``: the instructor's and the setup script's entry point."""
+import argparse
+import sys
+
+from . import checkup
+from . import llamacpp, models, server
+from .errors import WorkshopError
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workshop_lib", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("setup", help="assemble and verify the models, build llama-server")
+    commands.add_parser("build", help="build llama-server from the llama-cpp-python sdist")
+    serve = commands.add_parser("serve", help="start the embedded server (or show the running one)")
+    serve.add_argument("--port", type=int, help="default: WORKSHOP_PORT, else any free port")
+    commands.add_parser("stop", help="stop the embedded server")
+    commands.add_parser("status", help="is the embedded server running, and where")
+    check = commands.add_parser("doctor", help="check this machine, with a fix for each problem")
+    check.add_argument("--full", action="store_true", help="also re-hash every model file")
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except WorkshopError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def setup(args) -> int:
+    for alias in models.load_registry():
+        print(f"model {alias}: {models.ensure_model(alias)}")
+    print(f"llama-server: {llamacpp.ensure_built()}")
+    return 0
+
+
+def build(args) -> int:
+    print(f"llama-server: {llamacpp.ensure_built()}")
+    return 0
+
+
+def serve(args) -> int:
+    info = server.start_server(port=args.port)
+    print(f"llama-server (pid {info.pid}) serves {', '.join(info.models)} at {info.base_url}\n"
+          f"log: {info.log}")
+    return 0
+
+
+def stop(args) -> int:
+    print("stopped" if server.stop_server() else "no server was running")
+    return 0
+
+
+def status(args) -> int:
+    info = server.running_server()
+    print(f"running (pid {info.pid}) at {info.base_url}, log {info.log}" if info else "not running")
+    return 0 if info else 3
+
+
+def doctor(args) -> int:
+    checks = checkup.doctor(full=args.full)
+    return 1 if any(c.status == "fail" for c in checks) else 0
+
+
+COMMANDS = {"setup": setup, "build": build, "serve": serve, "stop": stop, "status": status,
+            "doctor": doctor}
+
+if __name__ == "__main__":
+    sys.exit(main())

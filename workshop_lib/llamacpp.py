@@ -1,0 +1,127 @@
+"""Build llama.cpp's own ``llama-server`` (and ``llama-bench``) from source, once per version.
+
+Taught in 00_setup_and_first_chat. The ``llama-cpp-python`` source distribution on PyPI carries the
+full llama.cpp tree under ``vendor/llama.cpp``; building its server needs only a C++ compiler and
+cmake. The build lands in the per-user cache and is reused until LLAMA_CPP_PYTHON changes.
+"""
+import hashlib
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .config import cache_dir
+from .errors import BuildError
+
+LLAMA_CPP_PYTHON = "0.3.36"  # the sdist whose vendored llama.cpp we build
+TARGETS = ("llama-server", "llama-bench")
+CMAKE_OPTIONS = ["-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
+                 "-DLLAMA_BUILD_EXAMPLES=OFF"]
+# On x86-64, -march=native is not portable and can be wrong: a VM that advertises AMX but faults on
+# it crashed the native build with SIGILL. An AVX2 baseline runs on any laptop since about 2015.
+X86_BASELINE = ["-DGGML_NATIVE=OFF", "-DGGML_AVX=ON", "-DGGML_AVX2=ON", "-DGGML_FMA=ON",
+                "-DGGML_F16C=ON", "-DGGML_BMI2=ON"]
+
+
+def cmake_options() -> list:
+    x86 = platform.machine().lower() in ("x86_64", "amd64")
+    return CMAKE_OPTIONS + (X86_BASELINE if x86 else [])
+
+
+def build_dir() -> Path:
+    """One build per llama.cpp version, machine type and options; binaries keep absolute paths to
+    their libraries, so the build stays where it was made."""
+    options = hashlib.sha256(" ".join(cmake_options()).encode()).hexdigest()[:8]
+    return cache_dir() / "llama.cpp" / f"{LLAMA_CPP_PYTHON}-{sys.platform}-{platform.machine()}-{options}"
+
+
+def binary(name: str = "llama-server") -> Path:
+    exe = name + (".exe" if sys.platform == "win32" else "")
+    for sub in ("bin", "bin/Release"):  # MSVC puts binaries one level deeper
+        if (build_dir() / "build" / sub / exe).exists():
+            return build_dir() / "build" / sub / exe
+    return build_dir() / "build" / "bin" / exe
+
+
+def is_built() -> bool:
+    """True once a build finished: the READY marker is written last."""
+    return (build_dir() / "READY").exists() and all(binary(t).exists() for t in TARGETS)
+
+
+def ensure_built(progress: bool = True) -> Path:
+    """Path to ``llama-server``, building it first if needed (about 7 minutes on 2 cores)."""
+    if is_built():
+        return binary()
+    cmake = find_toolchain()
+    root = build_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    src = root / "src"
+    if not (src / "CMakeLists.txt").exists():
+        _fetch_source(src)
+    log = root / "build.log"
+    jobs = str(os.cpu_count() or 2)
+    _run([cmake, "-S", str(src), "-B", str(root / "build"), *cmake_options()], log, False)
+    _run([cmake, "--build", str(root / "build"), "--config", "Release", "-j", jobs,
+          "--target", *TARGETS], log, progress)
+    (root / "READY").write_text(LLAMA_CPP_PYTHON)
+    return binary()
+
+
+def find_toolchain() -> str:
+    """cmake from PATH or from this venv (the ``cmake`` PyPI package), plus a C++ compiler."""
+    venv_bin = Path(sys.executable).parent
+    cmake = shutil.which("cmake") or shutil.which("cmake", path=str(venv_bin))
+    compiler = any(shutil.which(c) for c in ("c++", "g++", "clang++", "cl"))
+    if cmake and compiler:
+        return cmake
+    missing = " and ".join(m for m, ok in (("cmake", cmake), ("a C++ compiler", compiler)) if not ok)
+    raise BuildError(
+        f"Cannot build llama-server: {missing} not found.",
+        "Debian/Ubuntu: sudo apt-get install build-essential cmake; Fedora: sudo dnf install "
+        "gcc-c++ cmake; macOS: xcode-select --install. Windows/macOS users can skip the build "
+        "entirely by running Foundry Local (see README, 'Using Foundry Local').")
+
+
+def _fetch_source(dest: Path) -> None:
+    """Download the llama-cpp-python sdist from PyPI and unpack its vendored llama.cpp into ``dest``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "llama-cpp-python",
+               "--quiet", "-d", tmp, f"llama-cpp-python=={LLAMA_CPP_PYTHON}"]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        sdists = list(Path(tmp).glob("llama_cpp_python-*.tar.gz"))
+        if done.returncode != 0 or not sdists:
+            raise BuildError(f"Could not download llama-cpp-python=={LLAMA_CPP_PYTHON}: "
+                             f"{done.stderr.strip()[-500:]}",
+                             "Check that pip can reach PyPI (proxy settings), then run again.")
+        staging = Path(tmp) / "unpacked"
+        with tarfile.open(sdists[0]) as tar:
+            tar.extractall(staging, filter="data")
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.move(str(next(staging.glob("*/vendor/llama.cpp"))), dest)
+
+
+def _run(cmd: list, log: Path, progress: bool) -> None:
+    """Run a cmake step into ``log``; with ``progress``, turn its ``[ 42%]`` lines into a bar."""
+    bar = tqdm(total=100, desc="build llama-server", unit="%", disable=not progress)
+    with open(log, "a", encoding="utf-8") as out:
+        out.write(f"\n$ {' '.join(cmd)}\n")
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                errors="replace")
+        for line in proc.stdout:
+            out.write(line)
+            if (m := re.match(r"\[\s*(\d+)%\]", line)):
+                bar.update(int(m.group(1)) - bar.n)
+        proc.wait()
+    bar.close()
+    if proc.returncode != 0:
+        tail = "".join(log.read_text(encoding="utf-8", errors="replace").splitlines(True)[-15:])
+        raise BuildError(f"Building llama-server failed (exit {proc.returncode}). Last lines of "
+                         f"{log}:\n{tail}", f"Read {log}; a missing compiler or cmake is the usual "
+                         "cause. Then run `python -m workshop_lib build` again (it resumes).")
