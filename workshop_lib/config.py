@@ -16,6 +16,7 @@ from .errors import DataFileError
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data"
 CONFIG_FILE = REPO_ROOT / "workshop.toml"
+RESULTS_DIR = REPO_ROOT / "results"  # what notebooks write (ignored by git)
 
 
 def smoke_mode() -> bool:
@@ -53,3 +54,10 @@ def cache_dir() -> Path:
         base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "local-llm-lab"
     base.mkdir(parents=True, exist_ok=True)
     return base
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file, so a crash leaves the old file, never half a new one."""
+    tmp = Path(path).with_name(Path(path).name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -5,6 +5,7 @@ full llama.cpp tree under ``vendor/llama.cpp``; building its server needs only a
 cmake. The build lands in the per-user cache and is reused until LLAMA_CPP_PYTHON changes.
 """
 import hashlib
+import json
 import os
 import platform
 import re
@@ -24,22 +25,31 @@ LLAMA_CPP_PYTHON = "0.3.36"  # the sdist whose vendored llama.cpp we build
 TARGETS = ("llama-server", "llama-bench")
 CMAKE_OPTIONS = ["-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
                  "-DLLAMA_BUILD_EXAMPLES=OFF"]
-# On x86-64, -march=native is not portable and can be wrong: a VM that advertises AMX but faults on
-# it crashed the native build with SIGILL. An AVX2 baseline runs on any laptop since about 2015.
-X86_BASELINE = ["-DGGML_NATIVE=OFF", "-DGGML_AVX=ON", "-DGGML_AVX2=ON", "-DGGML_FMA=ON",
-                "-DGGML_F16C=ON", "-DGGML_BMI2=ON"]
+# -march=native, minus AMX: a VM here advertised AMX and crashed with SIGILL on its first AMX
+# instruction (laptop CPUs have no AMX anyway). GCC and Clang let -mno-* win over -march=native.
+NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 
 
 def cmake_options() -> list:
     x86 = platform.machine().lower() in ("x86_64", "amd64")
-    return CMAKE_OPTIONS + (X86_BASELINE if x86 else [])
+    if x86 and sys.platform != "win32":
+        return CMAKE_OPTIONS + [f"-DCMAKE_C_FLAGS={NO_AMX}", f"-DCMAKE_CXX_FLAGS={NO_AMX}"]
+    return CMAKE_OPTIONS
 
 
 def build_dir() -> Path:
-    """One build per llama.cpp version, machine type and options; binaries keep absolute paths to
-    their libraries, so the build stays where it was made."""
-    options = hashlib.sha256(" ".join(cmake_options()).encode()).hexdigest()[:8]
-    return cache_dir() / "llama.cpp" / f"{LLAMA_CPP_PYTHON}-{sys.platform}-{platform.machine()}-{options}"
+    """One build per llama.cpp version, options and CPU (a native build may not run on another CPU).
+    Binaries keep absolute paths to their libraries, so the build stays where it was made."""
+    key = hashlib.sha256(" ".join(cmake_options() + [_cpu_signature()]).encode()).hexdigest()[:8]
+    return cache_dir() / "llama.cpp" / f"{LLAMA_CPP_PYTHON}-{sys.platform}-{platform.machine()}-{key}"
+
+
+def _cpu_signature() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next((line for line in info if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        return platform.processor()
 
 
 def binary(name: str = "llama-server") -> Path:
@@ -125,3 +135,17 @@ def _run(cmd: list, log: Path, progress: bool) -> None:
         raise BuildError(f"Building llama-server failed (exit {proc.returncode}). Last lines of "
                          f"{log}:\n{tail}", f"Read {log}; a missing compiler or cmake is the usual "
                          "cause. Then run `python -m workshop_lib build` again (it resumes).")
+
+
+def llama_bench(model_path, threads: int, n_prompt: int = 128, n_gen: int = 64, repetitions: int = 3) -> dict:
+    """llama.cpp's own benchmark, no HTTP in the way: prompt and generation tokens/s (taught in 03)."""
+    cmd = [str(binary("llama-bench")), "-m", str(model_path), "-t", str(threads), "-p", str(n_prompt),
+           "-n", str(n_gen), "-r", str(repetitions), "-o", "json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        raise BuildError(f"llama-bench failed: {done.stderr.strip()[-400:]}", "Run `python -m workshop_lib "
+                         "doctor`; rebuild with `python -m workshop_lib build` if the binary is missing.")
+    tests = json.loads(done.stdout)
+    pp = next(t for t in tests if t["n_prompt"] and not t["n_gen"])
+    tg = next(t for t in tests if t["n_gen"] and not t["n_prompt"])
+    return {"pp_tps": pp["avg_ts"], "tg_tps": tg["avg_ts"], "tg_std": tg["stddev_ts"], "threads": threads}

@@ -19,3 +19,41 @@ def plot_metrics(df, metrics: dict, by: str = "role", title: str = ""):
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_distributions(df, metrics: dict, by: str = "role", title: str = ""):
+    """One box plot per metric, a box per ``by`` group, every request drawn as a dot (taught in 03).
+
+    Boxes show the middle half of the requests and the median; dots show what a box hides."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    groups = sorted(df[by].dropna().unique())
+    for ax, (column, label) in zip(axes[0], metrics.items()):
+        data = [df.loc[df[by] == g, column].dropna().astype(float) for g in groups]
+        ax.boxplot(data, showfliers=False)
+        ax.set_xticks(range(1, len(groups) + 1), [str(g) for g in groups])
+        for i, values in enumerate(data, start=1):
+            ax.plot([i] * len(values), values, ".", alpha=0.5, color=plt.cm.tab10.colors[i - 1])
+        ax.set_title(label)
+        ax.grid(axis="y", alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sweep(levels, requests, by: str = "role"):
+    """Aggregate output tokens/s and median request latency against concurrency (taught in 03)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    ok = requests[(requests["status"] == "ok") & requests["concurrency"].notna()]
+    for name, group in levels.groupby(by):
+        left.plot(group["concurrency"], group["aggregate_tps"], "o-", label=str(name))
+        latency = ok[ok[by] == name].groupby("concurrency")["e2e_s"].median()
+        right.plot(latency.index, latency.values, "o-", label=str(name))
+    for ax, label in ((left, "aggregate output tokens/s"), (right, "median request latency (s)")):
+        ax.set_xlabel("concurrent streams")
+        ax.set_xscale("log", base=2)
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return fig

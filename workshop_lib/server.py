@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 
 from . import llamacpp, models
-from .config import cache_dir, setting
+from .config import cache_dir, setting, write_atomic
 from .errors import EndpointError, PortInUseError
 
 HOST = "127.0.0.1"  # never reachable from the network
@@ -74,7 +74,7 @@ def start_server(port=None, home=None, aliases=None, progress=True, timeout=180)
         info = ServerInfo(proc.pid, port, str(log), sorted(p.stem for p in model_dir.glob("*.gguf")),
                           time.time())
         _wait_until_ready(info, proc, timeout)
-        _write_atomic(home / "server.json", json.dumps(asdict(info)))
+        write_atomic(home / "server.json", json.dumps(asdict(info)))
         return info
 
 
@@ -102,6 +102,18 @@ def stop_server(home=None) -> bool:
     stopped = _kill_tree(info.pid)
     state.unlink(missing_ok=True)
     return stopped
+
+
+def model_rss_mb(model: str, home=None):
+    """Resident memory of the process serving ``model`` on the embedded server, in MB; else None.
+
+    In router mode each model runs in its own child process, started with ``--alias MODEL``."""
+    info = running_server(home)
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process(info.pid).children(recursive=True) if info else []:
+            if model in child.cmdline():
+                return child.memory_info().rss / 1e6
+    return None
 
 
 def choose_port(port=None) -> int:
@@ -191,12 +203,6 @@ def _detached() -> dict:
     if sys.platform == "win32":
         return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.DETACHED_PROCESS}
     return {"start_new_session": True}
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 @contextlib.contextmanager
