@@ -1,5 +1,3 @@
-import threading
-import time
 from types import SimpleNamespace
 
 import openai
@@ -66,17 +64,24 @@ def test_a_server_killed_mid_sweep_gives_failed_rows_and_a_report(tmp_path, monk
     info = server.start_server(home=tmp_path / "srv", aliases=["qwen2.5-coder-0.5b"], progress=False)
     monkeypatch.setenv("WORKSHOP_ENDPOINT", info.base_url)
     lab = endpoint.connect(verbose=False)
-    prompts = [[{"role": "user", "content": "Count from 1 to 100."}]]
-    killer = threading.Timer(2.0, server.stop_server, args=(tmp_path / "srv",))
-    killer.start()
+    real_stream_once, done = bench.stream_once, []
+
+    def stream_then_kill_after_third(*args, **kwargs):  # the real request; the kill is real too
+        row = real_stream_once(*args, **kwargs)
+        done.append(row)
+        if len(done) == 3:
+            server.stop_server(tmp_path / "srv")
+        return row
+
+    monkeypatch.setattr(bench, "stream_once", stream_then_kill_after_third)
     try:
-        requests, levels = bench.sweep(lab.client, {"slm": lab.slm}, prompts, levels=(1, 2, 4),
-                                       requests_per_slot=2, max_tokens=48)
+        requests, levels = bench.sweep(lab.client, {"slm": lab.slm}, [bench.COUNTING_PROMPT],
+                                       levels=(1, 2, 4), requests_per_slot=2, max_tokens=16)
     finally:
-        killer.join()
         server.stop_server(tmp_path / "srv")
     failed = requests[requests["status"] == "error"]
-    assert len(requests) == 14 and len(failed) >= 1
-    assert failed["error"].str.len().min() > 0  # each failure says why
+    assert len(requests) == 14 and 1 <= len(failed) <= 11  # the first requests finished, the rest failed
+    assert (failed["error"].str.len() > 0).all()  # each failure says why
+    assert levels["failed"].sum() == len(failed)
     files = report.export(tmp_path / "out", {"test": "kill"}, requests, sweep=levels)
     assert f"Failures: {len(failed)}" in files["report"].read_text()

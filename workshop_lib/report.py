@@ -26,7 +26,8 @@ def summarize(requests: pd.DataFrame, by=("role", "model")) -> pd.DataFrame:
             stats = {f"p{p}": values.quantile(p / 100) for p in PERCENTILES}
             rows.append({**dict(zip(by, keys)), "metric": metric, "n": len(values),
                          "mean": values.mean(), "std": values.std(ddof=1), **stats})
-    return pd.DataFrame(rows)
+    columns = [*by, "metric", "n", "mean", "std", *(f"p{p}" for p in PERCENTILES)]
+    return pd.DataFrame(rows, columns=columns)  # columns even when every request failed
 
 
 def inter_token_gaps(requests: pd.DataFrame) -> pd.DataFrame:
