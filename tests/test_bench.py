@@ -9,7 +9,7 @@ from workshop_lib import bench, endpoint, report, server
 
 def test_row_formulas_exclude_the_first_token_from_decode():
     usage = SimpleNamespace(completion_tokens=4, prompt_tokens=20)
-    row = bench._row("m", 0.5, [1.0, 1.1, 1.2, 1.3], 1.3, usage, {"predicted_per_second": 9.9}, "abcd", None)
+    row = bench.timing_row("m", 0.5, [1.0, 1.1, 1.2, 1.3], 1.3, usage, {"predicted_per_second": 9.9}, "abcd", None)
     assert row["ttft_s"] == pytest.approx(0.5) and row["e2e_s"] == pytest.approx(0.8)
     assert row["tpot_s"] == pytest.approx(0.1) and row["decode_tps"] == pytest.approx(10)
     assert row["itl_s"] == pytest.approx([0.1, 0.1, 0.1]) and row["tokens_estimated"] is False
@@ -18,7 +18,7 @@ def test_row_formulas_exclude_the_first_token_from_decode():
 
 
 def test_missing_usage_falls_back_to_the_tokenizer_and_is_flagged():
-    row = bench._row("m", 0.0, [1.0, 2.0], 2.0, None, None, "hello world", tokenizer=lambda text: 3)
+    row = bench.timing_row("m", 0.0, [1.0, 2.0], 2.0, None, None, "hello world", tokenizer=lambda text: 3)
     assert row["completion_tokens"] == 3 and row["tokens_estimated"] is True
 
 

@@ -31,14 +31,18 @@ def test_role_defaults_per_backend_and_override(monkeypatch):
     assert endpoint.role_model("slm", "foundry-service", FOUNDRY_IDS) == "phi-4-mini"
     assert endpoint.role_model("llm", "embedded", []) == "qwen2.5-coder-1.5b"
     assert endpoint.role_model("slm", "environment", ["some-model"]) == "some-model"
+    assert endpoint.role_model("slm", "environment", []) == "phi-4-mini"  # then resolve_model says what to do
     monkeypatch.setenv("WORKSHOP_SLM_MODEL", "qwen2.5-0.5b")
     assert endpoint.role_model("slm", "foundry-service", FOUNDRY_IDS) == "qwen2.5-0.5b"
 
 
 def test_environment_endpoint_wins_without_starting_anything(monkeypatch):
-    monkeypatch.setenv("FOUNDRY_LOCAL_ENDPOINT", "http://127.0.0.1:5999")
     monkeypatch.setattr(server, "start_server", lambda *a, **k: pytest.fail("must not start a server"))
-    assert endpoint.find_endpoint() == ("environment", "http://127.0.0.1:5999/v1", None)
+    monkeypatch.setattr(endpoint, "foundry_service_url", lambda: pytest.fail("must not ask the foundry CLI"))
+    monkeypatch.setenv("FOUNDRY_LOCAL_ENDPOINT", "http://127.0.0.1:5999")
+    assert endpoint.find_endpoint() == ("foundry-service", "http://127.0.0.1:5999/v1", None)
+    monkeypatch.setenv("WORKSHOP_ENDPOINT", "127.0.0.1:6000")
+    assert endpoint.find_endpoint() == ("environment", "http://127.0.0.1:6000/v1", None)
 
 
 def test_running_foundry_service_comes_before_embedded(monkeypatch, tmp_path):

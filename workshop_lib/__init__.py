@@ -2,9 +2,10 @@
 
 One module per concern: ``endpoint`` (connect), ``models`` (weights from packages), ``server`` and
 ``llamacpp`` (the embedded llama-server), ``bench`` (timing), ``report`` (summaries, exports),
-``plots``, ``checkup`` (doctor), ``datasets`` (files under data/).
+``plots``, ``checkup`` (doctor), ``datasets`` (files under data/), ``foundry`` and
+``convert`` (Foundry Local, bring your own model).
 """
-from . import bench, report
+from . import bench, checkup, endpoint, foundry, report
 from .bench import run_prompts, stream_once
 from .config import RESULTS_DIR, smoke_mode
 from .datasets import load_prompts

@@ -53,10 +53,14 @@ def stream_once(client, model: str, messages: list, max_tokens: int = 128,
     except (openai.APIError, httpx.HTTPError) as exc:
         return {"model": model, "status": "error", "error": f"{type(exc).__name__}: {exc}"[:300],
                 "e2e_s": time.perf_counter() - start, "text": "".join(pieces)}
-    return _row(model, start, arrivals, time.perf_counter(), usage, timings, "".join(pieces), tokenizer)
+    return timing_row(model, start, arrivals, time.perf_counter(), usage, timings, "".join(pieces), tokenizer)
 
 
-def _row(model, start, arrivals, end, usage, timings, text, tokenizer) -> dict:
+def timing_row(model, start, arrivals, end, usage, timings, text, tokenizer) -> dict:
+    """The metrics of one streamed request from its clock readings (formulas in the module docstring).
+
+    ``arrivals`` are the times text chunks arrived; ``usage`` has ``completion_tokens`` and
+    ``prompt_tokens`` or is None; ``timings`` is llama-server's own timings object or None."""
     completion = usage.completion_tokens if usage else (tokenizer(text) if tokenizer else len(arrivals))
     ttft = arrivals[0] - start if arrivals else None
     tpot = (end - arrivals[0]) / (completion - 1) if arrivals and completion > 1 else None

@@ -1,7 +1,8 @@
 """``connect()``: find an OpenAI-compatible model endpoint and say which one (taught in 00_setup_and_first_chat).
 
 Resolution order, first that applies wins:
-1. ``environment``: ``WORKSHOP_ENDPOINT`` or ``FOUNDRY_LOCAL_ENDPOINT`` names a base URL;
+1. an endpoint named in the environment: ``WORKSHOP_ENDPOINT`` (backend ``environment``, any
+   OpenAI-compatible server) or ``FOUNDRY_LOCAL_ENDPOINT`` (backend ``foundry-service``);
 2. ``foundry-service``: a Foundry Local service is running (found through the ``foundry`` CLI);
 3. ``embedded``: our own llama-server over the models PyPI packages ship, started if needed.
 """
@@ -67,10 +68,9 @@ def connect(verbose: bool = True) -> Connection:
 def find_endpoint(start: bool = True):
     """``(backend, base_url, api_key)`` following the resolution order above; with ``start=False``
     None instead of starting the embedded server."""
-    for variable in ENDPOINT_VARIABLES:
-        if os.environ.get(variable):
-            return "environment", normalize_base_url(os.environ[variable]), setting("api_key")
-    if url := foundry_service_url():
+    if url := os.environ.get("WORKSHOP_ENDPOINT"):
+        return "environment", normalize_base_url(url), setting("api_key")
+    if url := os.environ.get("FOUNDRY_LOCAL_ENDPOINT") or foundry_service_url():
         return "foundry-service", normalize_base_url(url), None
     info = server.start_server() if start else server.running_server()
     return ("embedded", info.base_url, None) if info else None
@@ -130,8 +130,9 @@ def role_model(role: str, backend: str, available: list) -> str:
     for defaults in [DEFAULT_ROLES[backend]] if known else DEFAULT_ROLES.values():
         if _match(defaults[role], available):
             return defaults[role]
-    # An unknown endpoint serving none of our defaults: take what it serves first.
-    return DEFAULT_ROLES[backend][role] if known or not available else available[0]
+    if available and not known:  # an unknown server with none of our defaults: take its first model
+        return available[0]
+    return DEFAULT_ROLES["foundry-service" if not known else backend][role]
 
 
 def resolve_model(name: str, available: list, base_url: str = "", role: str = "") -> str:
@@ -139,11 +140,11 @@ def resolve_model(name: str, available: list, base_url: str = "", role: str = ""
     reports ``Phi-4-mini-instruct-generic-cpu`` for alias ``phi-4-mini``)."""
     if found := _match(name, available):
         return found
-    hint = f"Set WORKSHOP_{role.upper()}_MODEL to one of them" if role else "Use one of them"
+    load = f"with Foundry Local, `foundry model run {name}` downloads and loads it"
+    variable = f"WORKSHOP_{role.upper()}_MODEL" if role else "the model setting"
+    fix = f"Set {variable} to one of them, or load it: {load}." if available else f"Load a model first: {load}."
     raise UnknownModelError(f"Model {name!r} is not served by {base_url or 'this endpoint'}. "
-                            f"It serves: {', '.join(available) or 'nothing'}.",
-                            f"{hint}; with Foundry Local, `foundry model run {name}` "
-                            "downloads and loads it.")
+                            f"It serves: {', '.join(available) or 'no model at all'}.", fix)
 
 
 def _match(name: str, available: list):

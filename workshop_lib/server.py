@@ -116,6 +116,36 @@ def model_rss_mb(model: str, home=None):
     return None
 
 
+def reload_model(base_url: str, model: str, timeout: float = 180) -> float:
+    """Unload ``model`` from the router, load it again, and return the seconds the load took."""
+    root = base_url.removesuffix("/v1")
+    with contextlib.suppress(OSError):  # not loaded yet: nothing to unload
+        _post_json(f"{root}/models/unload", {"model": model})
+    _wait_for_status(root, model, lambda status: status != "loaded", timeout)
+    start = time.perf_counter()
+    _post_json(f"{root}/models/load", {"model": model})
+    _wait_for_status(root, model, lambda status: status == "loaded", timeout)
+    return time.perf_counter() - start
+
+
+def _wait_for_status(root: str, model: str, done, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{root}/v1/models", timeout=10) as resp:
+            entries = {m["id"]: m.get("status", {}).get("value") for m in json.load(resp)["data"]}
+        if done(entries.get(model)):
+            return
+        time.sleep(0.05)
+    raise EndpointError(f"Model {model} did not change state within {timeout:.0f} s.",
+                        "Read the server log (`python -m workshop_lib status` shows where).")
+
+
+def _post_json(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as resp:
+        return json.load(resp)
+
+
 def choose_port(port=None) -> int:
     """The requested port if free on 127.0.0.1, else a clear error; no request: any free port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

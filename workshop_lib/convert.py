@@ -1,0 +1,94 @@
+"""Convert a shipped GGUF model into an ONNX Runtime GenAI model for Foundry Local (taught in 01).
+
+Foundry Local runs ONNX Runtime GenAI models, not GGUF. Two steps, both offline:
+1. transformers reads the GGUF and dequantizes it into an ordinary Hugging Face folder;
+2. onnxruntime-genai's model builder exports that to ONNX with int4 weights for the CPU.
+The result is cached per alias; the heavy libraries (``requirements-convert.txt``) run in a
+subprocess, ``python -m workshop_lib.convert ALIAS``, so the notebook's kernel stays small.
+"""
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from . import models
+from .config import cache_dir
+from .errors import WorkshopError
+
+CONVERT_REQUIREMENTS = "requirements-convert.txt"
+
+
+class ConversionError(WorkshopError):
+    """The GGUF could not be turned into an ONNX Runtime GenAI model."""
+
+
+def onnx_dir(alias: str) -> Path:
+    return cache_dir() / "onnx" / f"{alias}-int4-cpu"
+
+
+def ensure_onnx_model(alias: str) -> Path:
+    """The converted model folder for ``alias``, converting it first if needed (about 2 minutes)."""
+    target = onnx_dir(alias)
+    if (target / "genai_config.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    log = target.parent / f"{alias}.convert.log"
+    print(f"Converting {alias} to ONNX int4 (about 2 minutes, once); log: {log}", flush=True)
+    with open(log, "w") as out:
+        done = subprocess.run([sys.executable, "-m", "workshop_lib.convert", alias], stdout=out,
+                              stderr=subprocess.STDOUT)
+    if done.returncode != 0 or not (target / "genai_config.json").exists():
+        tail = "".join(log.read_text(errors="replace").splitlines(True)[-12:])
+        raise ConversionError(f"Converting {alias} to ONNX failed (exit {done.returncode}):\n{tail}",
+                              f"pip install -r {CONVERT_REQUIREMENTS}, then run again; the log is {log}.")
+    return target
+
+
+def convert(alias: str) -> Path:
+    """GGUF -> Hugging Face -> ONNX int4, built in a temporary folder and moved into place at the end."""
+    spec = models.get_spec(alias)
+    gguf = models.ensure_model(alias)
+    target = onnx_dir(alias)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        hf_dir, out_dir = Path(tmp) / "hf", Path(tmp) / "onnx"
+        gguf_to_hf(gguf, hf_dir)
+        hf_to_onnx(hf_dir, out_dir, Path(tmp) / "cache")
+        copy_chat_template(hf_dir, out_dir)
+        (out_dir / "workshop_source.json").write_text(json.dumps({"alias": alias, "sha256": spec.sha256}))
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.move(str(out_dir), target)
+    return target
+
+
+def gguf_to_hf(gguf: Path, hf_dir: Path) -> None:
+    """Load the GGUF with transformers (dequantized to float32) and save it as a plain HF model."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model.hf_quantizer = None  # the weights are plain floats now; a GGUF quantizer cannot be saved
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(hf_dir)
+    tokenizer.save_pretrained(hf_dir)
+
+
+def hf_to_onnx(hf_dir: Path, out_dir: Path, cache: Path) -> None:
+    cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(hf_dir), "-o", str(out_dir),
+           "-p", "int4", "-e", "cpu", "-c", str(cache)]
+    subprocess.run(cmd, check=True)
+
+
+def copy_chat_template(hf_dir: Path, out_dir: Path) -> None:
+    """Foundry Local refuses a model without a chat template ("Empty chat template")."""
+    for name in ("chat_template.jinja", "tokenizer_config.json"):
+        if (hf_dir / name).exists() and not (out_dir / name).exists():
+            shutil.copy(hf_dir / name, out_dir / name)
+
+
+if __name__ == "__main__":
+    print(convert(sys.argv[1]))
