@@ -154,18 +154,26 @@ COUNTING_PROMPT = [{"role": "user", "content": "Count from 1 to 300, separated b
 
 def harness_overhead(lab, role: str = "slm", n_gen: int = 64, rounds: int = 3) -> dict:
     """Decode tokens/s three ways for the same model and threads: this HTTP harness, the server's own
-    ``timings``, and ``llama-bench`` (no HTTP at all). Ratios near 1 mean client numbers are trusted."""
+    ``timings``, and ``llama-bench`` (no HTTP at all). Ratios near 1 mean client numbers are trusted.
+
+    The harness and llama-bench take turns, round by round, so that a machine that speeds up or
+    slows down during the check (laptops and shared hosts do) affects both alike."""
     model = lab.models[role]
+    local = lab.backend == "embedded" and model in models.load_registry()
+    threads = int(setting("threads", server.default_threads()))
     stream_once(lab.client, model, COUNTING_PROMPT, max_tokens=8)  # load the model first
-    rows = pd.DataFrame([stream_once(lab.client, model, COUNTING_PROMPT, max_tokens=n_gen)
-                         for _ in tqdm(range(rounds), desc="harness")])
-    result = {"model": model, "harness_tps": rows["decode_tps"].median(),
+    rows, bench_tps = [], []
+    for _ in tqdm(range(rounds), desc="harness vs llama-bench" if local else "harness"):
+        rows.append(stream_once(lab.client, model, COUNTING_PROMPT, max_tokens=n_gen))
+        if local:
+            bench_tps.append(llamacpp.llama_bench(models.get_spec(model).path, threads, n_prompt=0,
+                                                  n_gen=n_gen, repetitions=1)["tg_tps"])
+    rows = pd.DataFrame(rows)
+    result = {"model": model, "rounds": rounds, "harness_tps": rows["decode_tps"].median(),
               "server_tps": rows["server_decode_tps"].median()}
     result["harness/server"] = result["harness_tps"] / result["server_tps"]
-    if lab.backend == "embedded" and model in models.load_registry():
-        threads = int(setting("threads", server.default_threads()))
-        result["llama_bench_tps"] = llamacpp.llama_bench(models.get_spec(model).path, threads,
-                                                         n_gen=n_gen, repetitions=rounds)["tg_tps"]
+    if local:
+        result["llama_bench_tps"] = float(pd.Series(bench_tps).median())
         result["harness/llama-bench"] = result["harness_tps"] / result["llama_bench_tps"]
     return result
 

@@ -146,6 +146,6 @@ def llama_bench(model_path, threads: int, n_prompt: int = 128, n_gen: int = 64, 
         raise BuildError(f"llama-bench failed: {done.stderr.strip()[-400:]}", "Run `python -m workshop_lib "
                          "doctor`; rebuild with `python -m workshop_lib build` if the binary is missing.")
     tests = json.loads(done.stdout)
-    pp = next(t for t in tests if t["n_prompt"] and not t["n_gen"])
+    pp = next((t["avg_ts"] for t in tests if t["n_prompt"] and not t["n_gen"]), None)  # None if n_prompt=0
     tg = next(t for t in tests if t["n_gen"] and not t["n_prompt"])
-    return {"pp_tps": pp["avg_ts"], "tg_tps": tg["avg_ts"], "tg_std": tg["stddev_ts"], "threads": threads}
+    return {"pp_tps": pp, "tg_tps": tg["avg_ts"], "tg_std": tg["stddev_ts"], "threads": threads}

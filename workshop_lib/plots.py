@@ -49,9 +49,11 @@ def plot_sweep(levels, requests, by: str = "role"):
         left.plot(group["concurrency"], group["aggregate_tps"], "o-", label=str(name))
         latency = ok[ok[by] == name].groupby("concurrency")["e2e_s"].median()
         right.plot(latency.index, latency.values, "o-", label=str(name))
+    levels_seen = sorted(levels["concurrency"].unique())
     for ax, label in ((left, "aggregate output tokens/s"), (right, "median request latency (s)")):
         ax.set_xlabel("concurrent streams")
         ax.set_xscale("log", base=2)
+        ax.set_xticks(levels_seen, [str(level) for level in levels_seen])
         ax.set_title(label)
         ax.grid(alpha=0.3)
         ax.legend()

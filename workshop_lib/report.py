@@ -41,7 +41,8 @@ def export(out_dir, config: dict, requests: pd.DataFrame, **tables) -> dict:
     ``tables`` such as ``sweep``), and report.md; return their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tables = {"requests": requests, "summary": summarize(requests), **tables}
+    by = ("role", "model", "concurrency") if "concurrency" in requests else ("role", "model")
+    tables = {"requests": requests, "summary": summarize(requests, by), **tables}
     files = {"json": out / "results.json", "report": out / "report.md"}
     write_atomic(files["json"], json.dumps({"config": config, **{k: _records(v) for k, v in tables.items()}},
                                            indent=1, default=str))
