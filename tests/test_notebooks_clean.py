@@ -27,3 +27,13 @@ def test_smoke_switch_is_visible_and_notebook_ends_in_asserts(path):
     first = cells[0]
     assert "parameters" in first["metadata"].get("tags", []) and "WORKSHOP_SMOKE" in "".join(first["source"])
     assert "assert " in "".join(cells[-1]["source"])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_in_nbstripout_form(path):
+    """Else every fresh clone (whose git filter runs nbstripout) shows the notebook as modified."""
+    import subprocess
+    import sys
+    stripped = subprocess.run([sys.executable, "-m", "nbstripout", "-t", str(path)], capture_output=True,
+                              text=True, check=True).stdout
+    assert stripped == path.read_text(), f"run `nbstripout {path}` and commit the result"
