@@ -89,8 +89,9 @@ def main() -> int:
         return run(venv_python(), "-m", "workshop_lib", "stop", check=False)
     setup(embedded)
     if args.command == "start":
+        as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []  # containers
         return serve_while(embedded, venv_python(), "-m", "jupyter", "lab", "--ip=127.0.0.1",
-                           f"--notebook-dir={ROOT / 'notebooks'}")
+                           f"--notebook-dir={ROOT / 'notebooks'}", *as_root)
     env = {**os.environ, "WORKSHOP_SMOKE": os.environ.get("WORKSHOP_SMOKE", "1")}
     return serve_while(embedded, venv_python(), "-m", "pytest", "tests", "notebooks", "--nbmake",
                        "--nbmake-timeout=900", "-v", *pytest_args, env=env)
