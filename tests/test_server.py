@@ -64,3 +64,15 @@ def test_connect_uses_the_embedded_server(monkeypatch):
     assert lab.backend == "embedded" and lab.base_url.startswith("http://127.0.0.1:")
     assert (lab.slm, lab.llm) == ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
     assert "gemma-3-270m" in lab.available
+
+
+@needs_server
+def test_tokenizer_fallback_counts_like_the_server(monkeypatch):
+    """Servers without usage get their tokens counted by the model's own tokenizer (/tokenize)."""
+    for variable in endpoint.ENDPOINT_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(endpoint, "foundry_service_url", lambda: None)
+    lab = endpoint.connect(verbose=False)
+    row = bench.stream_once(lab.client, lab.slm, [{"role": "user", "content": "Name three fruits."}], max_tokens=24)
+    counted = bench.llama_server_tokenizer(lab.base_url, lab.slm)(row["text"])
+    assert abs(counted - row["completion_tokens"]) <= 1  # the end-of-turn token has no text
