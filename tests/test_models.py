@@ -58,7 +58,7 @@ def test_uninstalled_part_package_says_pip_install(fake_model, monkeypatch):
 
 
 def test_corrupted_cached_file_is_rebuilt_from_parts(fake_model):
-    spec = fake_model()
+    fake_model()
     path = models.ensure_model("tiny", progress=False)
     path.write_bytes(b"GGUF-corrupted-on-disk!")
     assert not models.verify_model("tiny")

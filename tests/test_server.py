@@ -55,24 +55,27 @@ def test_second_server_is_reused_and_reached_through_the_environment(tmp_path, m
     assert server.running_server(tmp_path) is None
 
 
-@needs_server
-def test_connect_uses_the_embedded_server(monkeypatch):
+@pytest.fixture
+def embedded_lab(monkeypatch):
+    """connect() with no endpoint in the environment and no Foundry service: the embedded server."""
     for variable in endpoint.ENDPOINT_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setattr(endpoint, "foundry_service_url", lambda: None)
-    lab = endpoint.connect(verbose=False)
+    return endpoint.connect(verbose=False)
+
+
+@needs_server
+def test_connect_uses_the_embedded_server(embedded_lab):
+    lab = embedded_lab
     assert lab.backend == "embedded" and lab.base_url.startswith("http://127.0.0.1:")
     assert (lab.slm, lab.llm) == ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
     assert "gemma-3-270m" in lab.available
 
 
 @needs_server
-def test_tokenizer_fallback_counts_like_the_server(monkeypatch):
+def test_tokenizer_fallback_counts_like_the_server(embedded_lab):
     """Servers without usage get their tokens counted by the model's own tokenizer (/tokenize)."""
-    for variable in endpoint.ENDPOINT_VARIABLES:
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setattr(endpoint, "foundry_service_url", lambda: None)
-    lab = endpoint.connect(verbose=False)
+    lab = embedded_lab
     row = bench.stream_once(lab.client, lab.slm, [{"role": "user", "content": "Name three fruits."}], max_tokens=24)
     counted = bench.llama_server_tokenizer(lab.base_url, lab.slm)(row["text"])
     assert abs(counted - row["completion_tokens"]) <= 1  # the end-of-turn token has no text

@@ -27,6 +27,6 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["RESULTS_DIR", "Connection", "WorkshopError", "connect", "doctor", "ensure_model",
+__all__ = ["RESULTS_DIR", "Connection", "checkup", "endpoint", "report", "WorkshopError", "connect", "doctor", "ensure_model",
            "load_prompts", "load_registry", "plot_distributions", "plot_metrics", "plot_sweep",
            "smoke_mode", *_LAZY]

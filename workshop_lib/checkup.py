@@ -70,7 +70,7 @@ def check_models(full: bool) -> list:
                                 "python -m workshop_lib setup (or let connect() do it)"))
         elif full and not models.verify_model(alias):
             checks.append(Check(f"model {alias}", "fail", f"{spec.path} fails its SHA-256 check",
-                                f"Delete it and run `python -m workshop_lib setup`."))
+                                "Delete it and run `python -m workshop_lib setup`."))
         else:
             checks.append(Check(f"model {alias}", "ok", f"{spec.path} ({spec.size / 1e6:.0f} MB"
                                 + (", SHA-256 verified)" if full else ")")))
