@@ -13,11 +13,15 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from . import models
 from .config import cache_dir
 from .errors import WorkshopError
 
 CONVERT_REQUIREMENTS = "requirements-convert.txt"
+STAGE_MARK = "workshop-stage:"  # printed by the subprocess as each step ends, read by the parent
+STAGES = ("GGUF read and dequantized", "exported to ONNX int4")
 
 
 class ConversionError(WorkshopError):
@@ -36,12 +40,18 @@ def ensure_onnx_model(alias: str) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     log = target.parent / f"{alias}.convert.log"
     print(f"Converting {alias} to ONNX int4 (about 2 minutes, once); log: {log}", flush=True)
-    with open(log, "w") as out:
-        done = subprocess.run([sys.executable, "-m", "workshop_lib.convert", alias], stdout=out,
-                              stderr=subprocess.STDOUT)
-    if done.returncode != 0 or not (target / "genai_config.json").exists():
+    with open(log, "w") as out, tqdm(total=len(STAGES), desc=f"convert {alias}") as bar:
+        proc = subprocess.Popen([sys.executable, "-m", "workshop_lib.convert", alias], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, errors="replace")
+        for line in proc.stdout:  # the builder is chatty: everything goes to the log, stages to the bar
+            out.write(line)
+            if line.startswith(STAGE_MARK):
+                bar.set_postfix_str(line.removeprefix(STAGE_MARK).strip())
+                bar.update(1)
+        proc.wait()
+    if proc.returncode != 0 or not (target / "genai_config.json").exists():
         tail = "".join(log.read_text(errors="replace").splitlines(True)[-12:])
-        raise ConversionError(f"Converting {alias} to ONNX failed (exit {done.returncode}):\n{tail}",
+        raise ConversionError(f"Converting {alias} to ONNX failed (exit {proc.returncode}):\n{tail}",
                               f"pip install -r {CONVERT_REQUIREMENTS}, then run again; the log is {log}.")
     return target
 
@@ -55,7 +65,9 @@ def convert(alias: str) -> Path:
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         hf_dir, out_dir = Path(tmp) / "hf", Path(tmp) / "onnx"
         gguf_to_hf(gguf, hf_dir)
+        print(STAGE_MARK, STAGES[0], flush=True)
         hf_to_onnx(hf_dir, out_dir, Path(tmp) / "cache")
+        print(STAGE_MARK, STAGES[1], flush=True)
         copy_chat_template(hf_dir, out_dir)
         (out_dir / "workshop_source.json").write_text(json.dumps({"alias": alias, "sha256": spec.sha256}))
         shutil.rmtree(target, ignore_errors=True)
