@@ -16,7 +16,6 @@ output tokens (written one at a time) and divides by a time that includes the wa
 import argparse
 import json
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -25,7 +24,6 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import llamacpp, models, report, server
-from .config import setting
 from .datasets import load_prompts
 from .endpoint import connect
 
@@ -78,10 +76,7 @@ def llama_server_tokenizer(base_url: str, model: str):
     root = base_url.removesuffix("/v1")
 
     def count(text: str) -> int:
-        body = json.dumps({"model": model, "content": text}).encode()
-        request = urllib.request.Request(f"{root}/tokenize", body, {"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=30) as resp:
-            return len(json.load(resp)["tokens"])
+        return len(server.post_json(f"{root}/tokenize", {"model": model, "content": text})["tokens"])
     return count
 
 
@@ -160,13 +155,12 @@ def harness_overhead(lab, role: str = "slm", n_gen: int = 64, rounds: int = 3) -
     slows down during the check (laptops and shared hosts do) affects both alike."""
     model = lab.models[role]
     local = lab.backend == "embedded" and model in models.load_registry()
-    threads = int(setting("threads", server.default_threads()))
     stream_once(lab.client, model, COUNTING_PROMPT, max_tokens=8)  # load the model first
     rows, bench_tps = [], []
     for _ in tqdm(range(rounds), desc="harness vs llama-bench" if local else "harness"):
         rows.append(stream_once(lab.client, model, COUNTING_PROMPT, max_tokens=n_gen))
         if local:
-            bench_tps.append(llamacpp.llama_bench(models.get_spec(model).path, threads, n_prompt=0,
+            bench_tps.append(llamacpp.llama_bench(models.get_spec(model).path, server.threads(), n_prompt=0,
                                                   n_gen=n_gen, repetitions=1)["tg_tps"])
     rows = pd.DataFrame(rows)
     result = {"model": model, "rounds": rounds, "harness_tps": rows["decode_tps"].median(),

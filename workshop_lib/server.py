@@ -46,16 +46,23 @@ def server_home(home=None) -> Path:
 
 def running_server(home=None):
     """The server recorded in the state file if it still answers; a stale record is removed."""
-    state = server_home(home) / "server.json"
-    try:
-        info = ServerInfo(**json.loads(state.read_text()))
-    except (OSError, ValueError, TypeError):
+    state, info = _read_state(home)
+    if info is None:
         return None
     if _answers(info):
         return info
     _kill_tree(info.pid)  # a hung server would hold its port and memory
     state.unlink(missing_ok=True)
     return None
+
+
+def _read_state(home):
+    """``(state_file, ServerInfo or None)``; a missing or unreadable file counts as no server."""
+    state = server_home(home) / "server.json"
+    try:
+        return state, ServerInfo(**json.loads(state.read_text()))
+    except (OSError, ValueError, TypeError):
+        return state, None
 
 
 def start_server(port=None, home=None, aliases=None, progress=True, timeout=180) -> ServerInfo:
@@ -82,22 +89,21 @@ def server_command(exe: Path, model_dir: Path, port: int) -> list:
     """The llama-server command line; threads, slots and context come from the machine or settings."""
     parallel = int(setting("parallel", 4))  # slots: concurrent requests are batched together
     return [str(exe), "--models-dir", str(model_dir), "--models-max", str(setting("models_max", 3)),
-            "--host", HOST, "--port", str(port), "-t", str(setting("threads", default_threads())),
+            "--host", HOST, "--port", str(port), "-t", str(threads()),
             "-np", str(parallel), "-c", str(int(setting("context_per_slot", 4096)) * parallel),
             "--metrics"]
 
 
-def default_threads() -> int:
-    """Physical cores: hyper-threads add little to token generation and slow the rest of the laptop."""
-    return psutil.cpu_count(logical=False) or os.cpu_count() or 2
+def threads() -> int:
+    """``WORKSHOP_THREADS``, else the physical cores: hyper-threads add little to token generation
+    and slow the rest of the laptop."""
+    return int(setting("threads", psutil.cpu_count(logical=False) or os.cpu_count() or 2))
 
 
 def stop_server(home=None) -> bool:
     """Stop the recorded server and its per-model children; True if one was running."""
-    state = server_home(home) / "server.json"
-    try:
-        info = ServerInfo(**json.loads(state.read_text()))
-    except (OSError, ValueError, TypeError):
+    state, info = _read_state(home)
+    if info is None:
         return False
     stopped = _kill_tree(info.pid)
     state.unlink(missing_ok=True)
@@ -120,10 +126,10 @@ def reload_model(base_url: str, model: str, timeout: float = 180) -> float:
     """Unload ``model`` from the router, load it again, and return the seconds the load took."""
     root = base_url.removesuffix("/v1")
     with contextlib.suppress(OSError):  # not loaded yet: nothing to unload
-        _post_json(f"{root}/models/unload", {"model": model})
+        post_json(f"{root}/models/unload", {"model": model})
     _wait_for_status(root, model, lambda status: status != "loaded", timeout)
     start = time.perf_counter()
-    _post_json(f"{root}/models/load", {"model": model})
+    post_json(f"{root}/models/load", {"model": model})
     _wait_for_status(root, model, lambda status: status == "loaded", timeout)
     return time.perf_counter() - start
 
@@ -140,7 +146,8 @@ def _wait_for_status(root: str, model: str, done, timeout: float) -> None:
                         "Read the server log (`python -m workshop_lib status` shows where).")
 
 
-def _post_json(url: str, body: dict) -> dict:
+def post_json(url: str, body: dict) -> dict:
+    """POST ``body`` as JSON to a llama-server endpoint and return its JSON answer."""
     request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=60) as resp:
         return json.load(resp)
