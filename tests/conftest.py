@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from workshop_lib import llamacpp, models
+from workshop_lib.runtime import llamacpp, models
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ import openai
 import pytest
 from conftest import needs_server
 
-from workshop_lib import bench, endpoint, report, server
+from workshop_lib.measure import bench, report
+from workshop_lib.runtime import endpoint, server
 
 
 def test_row_formulas_exclude_the_first_token_from_decode():

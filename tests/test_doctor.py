@@ -1,4 +1,4 @@
-from workshop_lib import checkup as doctor
+from workshop_lib.runtime import checkup as doctor
 
 
 def test_doctor_reports_every_area():

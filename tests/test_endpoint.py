@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from workshop_lib import endpoint, server
+from workshop_lib.runtime import endpoint, server
 from workshop_lib.errors import EndpointError, UnknownModelError
 
 FOUNDRY_IDS = ["Phi-4-mini-instruct-generic-cpu", "qwen2.5-7b-instruct-generic-cpu", "qwen2.5-0.5b-instruct-generic-cpu"]

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from workshop_lib import endpoint, server
+from workshop_lib.runtime import endpoint, server
 from workshop_lib.errors import UnknownModelError
 
 needs_converter = pytest.mark.skipif(
@@ -19,9 +19,9 @@ needs_converter = pytest.mark.skipif(
 
 @pytest.fixture
 def foundry_web_service():
-    """`python -m workshop_lib.foundry serve` in its own process: a real Foundry Local web service."""
+    """`python -m workshop_lib.runtime.foundry serve` in its own process: a real Foundry Local web service."""
     port = server.choose_port()
-    proc = subprocess.Popen([sys.executable, "-m", "workshop_lib.foundry", "serve", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "workshop_lib.runtime.foundry", "serve", "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -58,14 +58,15 @@ def test_the_service_url_is_read_from_the_foundry_cli(foundry_web_service, monke
 
 @needs_converter
 def test_byom_model_chats_through_the_foundry_runtime():
-    from workshop_lib import foundry
+    from workshop_lib.measure import compare
+    from workshop_lib.runtime import foundry
 
     manager = foundry.start_manager()
     model = foundry.register_byom(manager, "qwen2.5-coder-0.5b")
     assert foundry.register_byom(manager, "qwen2.5-coder-0.5b").id == model.id  # idempotent
     assert foundry.timed_load(model) > 0 and model.is_loaded
     try:
-        row = foundry.chat_stream(model, [{"role": "user", "content": "Name one primary color."}], max_tokens=16)
+        row = compare.chat_stream(model, [{"role": "user", "content": "Name one primary color."}], max_tokens=16)
     finally:
         model.unload()
     assert row["status"] == "ok" and row["text"].strip()

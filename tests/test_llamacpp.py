@@ -1,6 +1,6 @@
 import pytest
 
-from workshop_lib import llamacpp
+from workshop_lib.runtime import llamacpp
 from workshop_lib.errors import BuildError
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from workshop_lib import models
+from workshop_lib.runtime import models
 from workshop_lib.errors import DataFileError, ModelFileError, UnknownModelError
 
 

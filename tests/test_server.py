@@ -4,7 +4,8 @@ import socket
 import pytest
 from conftest import needs_server
 
-from workshop_lib import bench, endpoint, server
+from workshop_lib.measure import bench
+from workshop_lib.runtime import endpoint, server
 from workshop_lib.errors import PortInUseError
 
 

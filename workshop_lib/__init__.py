@@ -1,32 +1,40 @@
 """Local LLM Lab helpers. Notebooks start with ``import workshop_lib as wl`` and ``lab = wl.connect()``.
 
-One module per concern: ``endpoint`` (connect), ``models`` (weights from packages), ``server`` and
-``llamacpp`` (the embedded llama-server), ``bench`` (timing), ``report`` (summaries, exports),
-``plots``, ``checkup`` (doctor), ``datasets`` (files under data/), ``foundry`` and ``convert``
-(Foundry Local, bring your own model).
+The package is layered; each layer imports only the ones above it in this list:
+
+- foundation: ``config`` (settings, paths), ``errors``, ``datasets`` (files under data/);
+- ``runtime``: reaching a model (``endpoint``, ``models``, ``llamacpp``, ``server``, ``foundry``,
+  ``convert``, ``checkup``);
+- ``measure``: ``bench``, ``report``, ``plots``, ``compare``;
+- the lessons' domains: ``eval`` and ``routing`` (02, 05), ``rag`` (04);
+- ``apps``: Chainlit, Open WebUI, the in-browser page (04, 06, 07).
+
+The names below keep notebook imports short: ``wl.bench.stream_once``, ``wl.plot_sweep``, ...
 """
 import importlib
 
-from . import checkup, endpoint, report
-from .checkup import doctor
 from .config import RESULTS_DIR, smoke_mode
 from .datasets import load_prompts
-from .endpoint import Connection, connect
 from .errors import WorkshopError
-from .models import ensure_model, load_registry
-from .plots import plot_distributions, plot_metrics, plot_sweep
+from .measure import plots, report
+from .measure.plots import plot_distributions, plot_metrics, plot_sweep
+from .runtime import checkup, endpoint
+from .runtime.checkup import doctor
+from .runtime.endpoint import Connection, connect
+from .runtime.models import ensure_model, load_registry
 
-# Imported on first use: they are also run as `python -m workshop_lib.bench` / `.foundry`, which
-# must not find them already imported.
-_LAZY = ("bench", "foundry", "convert")
+# Imported on first use, under short names: some pull heavy libraries, and some are also run as
+# `python -m workshop_lib.measure.bench`, which must not find them already imported.
+_LAZY = {"bench": ".measure.bench", "compare": ".measure.compare", "foundry": ".runtime.foundry",
+         "convert": ".runtime.convert"}
 
 
 def __getattr__(name):
     if name in _LAZY:
-        return importlib.import_module(f".{name}", __name__)
+        return importlib.import_module(_LAZY[name], __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["RESULTS_DIR", "Connection", "checkup", "endpoint", "report", "WorkshopError", "connect", "doctor", "ensure_model",
-           "load_prompts", "load_registry", "plot_distributions", "plot_metrics", "plot_sweep",
-           "smoke_mode", *_LAZY]
+__all__ = ["RESULTS_DIR", "Connection", "WorkshopError", "checkup", "connect", "doctor", "endpoint",
+           "ensure_model", "load_prompts", "load_registry", "plot_distributions", "plot_metrics",
+           "plot_sweep", "plots", "report", "smoke_mode", *_LAZY]

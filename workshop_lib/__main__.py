@@ -2,8 +2,8 @@
 import argparse
 import sys
 
-from . import checkup
-from . import llamacpp, models, server
+from .runtime import checkup
+from .runtime import llamacpp, models, server
 from .errors import WorkshopError
 
 

@@ -4,7 +4,7 @@ Foundry Local runs ONNX Runtime GenAI models, not GGUF. Two steps, both offline:
 1. transformers reads the GGUF and dequantizes it into an ordinary Hugging Face folder;
 2. onnxruntime-genai's model builder exports that to ONNX with int4 weights for the CPU.
 The result is cached per alias; the heavy libraries (``requirements-convert.txt``) run in a
-subprocess, ``python -m workshop_lib.convert ALIAS``, so the notebook's kernel stays small.
+subprocess, ``python -m workshop_lib.runtime.convert ALIAS``, so the notebook's kernel stays small.
 """
 import json
 import shutil
@@ -16,8 +16,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from . import models
-from .config import cache_dir
-from .errors import WorkshopError
+from ..config import cache_dir
+from ..errors import WorkshopError
 
 CONVERT_REQUIREMENTS = "requirements-convert.txt"
 STAGE_MARK = "workshop-stage:"  # printed by the subprocess as each step ends, read by the parent
@@ -41,7 +41,7 @@ def ensure_onnx_model(alias: str) -> Path:
     log = target.parent / f"{alias}.convert.log"
     print(f"Converting {alias} to ONNX int4 (about 2 minutes, once); log: {log}", flush=True)
     with open(log, "w") as out, tqdm(total=len(STAGES), desc=f"convert {alias}") as bar:
-        proc = subprocess.Popen([sys.executable, "-m", "workshop_lib.convert", alias], stdout=subprocess.PIPE,
+        proc = subprocess.Popen([sys.executable, "-m", "workshop_lib.runtime.convert", alias], stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, errors="replace")
         for line in proc.stdout:  # the builder is chatty: everything goes to the log, stages to the bar
             out.write(line)

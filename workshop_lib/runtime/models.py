@@ -13,8 +13,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .config import DATA_DIR, cache_dir
-from .errors import DataFileError, ModelFileError, UnknownModelError
+from ..config import DATA_DIR, cache_dir
+from ..errors import DataFileError, ModelFileError, UnknownModelError
 
 REGISTRY_FILE = DATA_DIR / "models.json"
 _FIELDS = ("alias", "title", "family", "parameters", "quantization", "license", "chat_template",

@@ -23,9 +23,10 @@ import openai
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import llamacpp, models, report, server
-from .datasets import load_prompts
-from .endpoint import connect
+from . import report
+from ..runtime import llamacpp, models, server
+from ..datasets import load_prompts
+from ..runtime.endpoint import connect
 
 
 def stream_once(client, model: str, messages: list, max_tokens: int = 128,
@@ -173,8 +174,8 @@ def harness_overhead(lab, role: str = "slm", n_gen: int = 64, rounds: int = 3) -
 
 
 def main(argv=None) -> int:
-    """``python -m workshop_lib.bench``: the lab-03 benchmark from a terminal, same options."""
-    parser = argparse.ArgumentParser(prog="python -m workshop_lib.bench", description=main.__doc__)
+    """``python -m workshop_lib.measure.bench``: the lab-03 benchmark from a terminal, same options."""
+    parser = argparse.ArgumentParser(prog="python -m workshop_lib.measure.bench", description=main.__doc__)
     parser.add_argument("--roles", nargs="+", default=["slm", "llm"], help="roles or model ids")
     parser.add_argument("--prompts", default="bench", help="prompt set under data/prompts/")
     parser.add_argument("--rounds", type=int, default=3)

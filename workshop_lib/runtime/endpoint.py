@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from openai import OpenAI
 
 from . import server
-from .config import setting
-from .errors import EndpointError, UnknownModelError
+from ..config import setting
+from ..errors import EndpointError, UnknownModelError
 
 ENDPOINT_VARIABLES = ("WORKSHOP_ENDPOINT", "FOUNDRY_LOCAL_ENDPOINT")
 ROLES = ("slm", "llm")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import write_atomic
+from ..config import write_atomic
 
 METRICS = ("ttft_s", "e2e_s", "tpot_s", "decode_tps", "completion_tokens", "prompt_tokens")
 PERCENTILES = (50, 90, 95, 99)

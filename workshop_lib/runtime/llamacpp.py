@@ -18,8 +18,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .config import cache_dir
-from .errors import BuildError
+from ..config import cache_dir
+from ..errors import BuildError
 
 LLAMA_CPP_PYTHON = "0.3.36"  # the sdist whose vendored llama.cpp we build
 TARGETS = ("llama-server", "llama-bench")

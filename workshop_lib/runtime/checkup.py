@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 
 from . import endpoint, llamacpp, models, server
-from .errors import WorkshopError
+from ..errors import WorkshopError
 
 PACKAGES = ("openai", "pandas", "matplotlib", "ipywidgets", "tqdm", "jupyterlab", "foundry-local-sdk")
 

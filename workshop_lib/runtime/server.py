@@ -18,8 +18,8 @@ from pathlib import Path
 import psutil
 
 from . import llamacpp, models
-from .config import cache_dir, setting, write_atomic
-from .errors import EndpointError, PortInUseError
+from ..config import cache_dir, setting, write_atomic
+from ..errors import EndpointError, PortInUseError
 
 HOST = "127.0.0.1"  # never reachable from the network
 
