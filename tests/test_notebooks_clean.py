@@ -1,5 +1,7 @@
-"""nbdev-style gates: committed notebooks carry no outputs, show the smoke switch, end in asserts."""
+"""nbdev-style gates: committed notebooks carry no outputs, show the smoke switch, end in asserts, and
+follow the lesson shape (objectives and time, an exercise checked by an assert, a summary linking on)."""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -7,8 +9,16 @@ import pytest
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 
 
+def cells(path):
+    return json.loads(path.read_text())["cells"]
+
+
 def code_cells(path):
-    return [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    return [c for c in cells(path) if c["cell_type"] == "code"]
+
+
+def text(cell) -> str:
+    return "".join(cell["source"])
 
 
 def test_there_are_notebooks():
@@ -37,3 +47,29 @@ def test_committed_in_nbstripout_form(path):
     stripped = subprocess.run([sys.executable, "-m", "nbstripout", "-t", str(path)], capture_output=True,
                               text=True, check=True).stdout
     assert stripped == path.read_text(), f"run `nbstripout {path}` and commit the result"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_lesson_opens_with_time_and_objectives(path):
+    opening = text(cells(path)[0])
+    assert opening.startswith(f"# {path.name[:2]} ·"), "the first cell is the title: '# NN · Title'"
+    assert "**Time:**" in opening and "## What you will learn" in opening
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_exercise_is_checked_by_an_assert(path):
+    all_cells = cells(path)
+    starts = [i for i, c in enumerate(all_cells) if c["cell_type"] == "markdown" and text(c).startswith("## Exercise")]
+    assert starts, "no markdown cell starting with '## Exercise'"
+    for start in starts:
+        following = [c for c in all_cells[start + 1:] if c["cell_type"] == "code"][:4]
+        assert any("assert " in text(c) for c in following), f"exercise at cell {start} is never checked"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_summary_links_the_next_lesson(path):
+    summaries = [text(c) for c in cells(path) if c["cell_type"] == "markdown" and text(c).startswith("## Summary")]
+    assert summaries, "no markdown cell starting with '## Summary'"
+    later = [p.name for p in NOTEBOOKS if p.name > path.name]
+    if later:
+        assert re.search(rf"\({re.escape(later[0])}\)", summaries[-1]), f"the summary should link {later[0]}"

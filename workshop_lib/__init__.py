@@ -2,7 +2,8 @@
 
 The package is layered; each layer imports only the ones above it in this list:
 
-- foundation: ``config`` (settings, paths), ``errors``, ``datasets`` (files under data/);
+- foundation: ``config`` (settings, paths), ``errors``, ``datasets`` (files under data/), ``extras``
+  (packages a lesson installs when it first needs them);
 - ``runtime``: reaching a model (``endpoint``, ``models``, ``llamacpp``, ``server``, ``foundry``,
   ``convert``, ``checkup``);
 - ``measure``: ``bench``, ``report``, ``plots``, ``compare``;
@@ -16,6 +17,7 @@ import importlib
 from .config import RESULTS_DIR, smoke_mode
 from .datasets import load_prompts
 from .errors import WorkshopError
+from .extras import require
 from .measure import plots, report
 from .measure.plots import plot_distributions, plot_metrics, plot_sweep
 from .runtime import checkup, endpoint
@@ -37,4 +39,4 @@ def __getattr__(name):
 
 __all__ = ["RESULTS_DIR", "Connection", "WorkshopError", "checkup", "connect", "doctor", "endpoint",
            "ensure_model", "load_prompts", "load_registry", "plot_distributions", "plot_metrics",
-           "plot_sweep", "plots", "report", "smoke_mode", *_LAZY]
+           "plot_sweep", "plots", "report", "require", "smoke_mode", *_LAZY]

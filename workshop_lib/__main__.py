@@ -2,8 +2,8 @@
 import argparse
 import sys
 
-from .runtime import checkup
-from .runtime import llamacpp, models, server
+from . import extras
+from .runtime import checkup, llamacpp, models, server
 from .errors import WorkshopError
 
 
@@ -11,11 +11,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workshop_lib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("setup", help="assemble and verify the models, build llama-server")
-    commands.add_parser("build", help="build llama-server from the llama-cpp-python sdist")
+    build_cmd = commands.add_parser("build", help="build llama-server from the llama-cpp-python sdist")
+    build_cmd.add_argument("--check", action="store_true", help="only say whether it is built (exit 0) or not (1)")
     serve = commands.add_parser("serve", help="start the embedded server (or show the running one)")
     serve.add_argument("--port", type=int, help="default: WORKSHOP_PORT, else any free port")
     commands.add_parser("stop", help="stop the embedded server")
     commands.add_parser("status", help="is the embedded server running, and where")
+    extra = commands.add_parser("require", help="install the packages a lesson needs (requirements-NAME.txt)")
+    extra.add_argument("names", nargs="*", help="extras to install; none: list them")
+    extra.add_argument("--all", action="store_true", help="every extra")
     check = commands.add_parser("doctor", help="check this machine, with a fix for each problem")
     check.add_argument("--full", action="store_true", help="also re-hash every model file")
     args = parser.parse_args(argv)
@@ -34,6 +38,9 @@ def setup(args) -> int:
 
 
 def build(args) -> int:
+    if args.check:
+        print("built" if llamacpp.is_built() else "not built")
+        return 0 if llamacpp.is_built() else 1
     print(f"llama-server: {llamacpp.ensure_built()}")
     return 0
 
@@ -56,13 +63,23 @@ def status(args) -> int:
     return 0 if info else 3
 
 
+def require(args) -> int:
+    names = extras.extra_names() if args.all else args.names
+    for name in names:
+        extras.require(name)
+        print(f"extra {name}: installed")
+    if not names:
+        print("extras:", ", ".join(extras.extra_names()))
+    return 0
+
+
 def doctor(args) -> int:
     checks = checkup.doctor(full=args.full)
     return 1 if any(c.status == "fail" for c in checks) else 0
 
 
 COMMANDS = {"setup": setup, "build": build, "serve": serve, "stop": stop, "status": status,
-            "doctor": doctor}
+            "doctor": doctor, "require": require}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,88 @@
+"""Packages only some lessons need, installed the first time a lesson asks (taught in 02, 04 to 07).
+
+``require("rag")`` makes sure every pin of ``requirements-rag.txt`` is installed in the running
+Python environment and pip-installs the file if not, so ``python lab.py start`` stays quick and a
+lesson pays only for what it uses. A first line ``# pip-options: --no-deps`` is passed on to pip.
+"""
+import importlib
+import importlib.metadata
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .config import REPO_ROOT, cache_dir
+from .errors import DataFileError, WorkshopError
+
+PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*==\s*([^\s;#\\]+)")
+
+
+def extra_names(root: Path = REPO_ROOT) -> list:
+    """The extras this checkout offers: every ``requirements-NAME.txt`` at the repository root."""
+    return sorted(p.stem.removeprefix("requirements-") for p in root.glob("requirements-*.txt"))
+
+
+def requirement_file(name: str, root: Path = REPO_ROOT) -> Path:
+    path = root / f"requirements-{name}.txt"
+    if not path.is_file():
+        raise DataFileError(f"No extra {name!r}: {path} does not exist.",
+                            f"Use one of: {', '.join(extra_names(root))}.")
+    return path
+
+
+def missing_pins(path: Path) -> list:
+    """``name==version`` lines of ``path`` whose exact version is not installed here."""
+    missing = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if m := PIN.match(line):
+            try:
+                installed = importlib.metadata.version(m.group(1))
+            except importlib.metadata.PackageNotFoundError:
+                installed = None
+            if not same_version(installed, m.group(2)):
+                missing.append(f"{m.group(1)}=={m.group(2)}")
+    return missing
+
+
+def same_version(installed, pinned: str) -> bool:
+    """``2.13.0+cpu`` satisfies ``==2.13.0``: PEP 440 ignores a local label the pin does not name."""
+    return installed is not None and (installed == pinned or installed.split("+")[0] == pinned)
+
+
+def pip_options(path: Path) -> list:
+    first = path.read_text(encoding="utf-8").split("\n", 1)[0]
+    return first.split(":", 1)[1].split() if first.startswith("# pip-options:") else []
+
+
+def require(name: str, root: Path = REPO_ROOT) -> None:
+    """Install ``requirements-NAME.txt`` into this environment unless all its pins are already there."""
+    path = requirement_file(name, root)
+    missing = missing_pins(path)
+    if not missing:
+        return
+    print(f"Installing what this lesson needs from {path.name} (once): {', '.join(missing[:6])}"
+          + (" ..." if len(missing) > 6 else ""), flush=True)
+    run_pip(["install", *pip_options(path), "-r", str(path)], cache_dir() / f"pip-{name}.log")
+    importlib.invalidate_caches()  # let this kernel import what was just installed
+
+
+def run_pip(args: list, log: Path) -> None:
+    """Run pip in this interpreter, its output to ``log``, a bar counting the packages it handles."""
+    cmd = [sys.executable, "-m", "pip", "--disable-pip-version-check", *args]
+    with open(log, "w", encoding="utf-8") as out, tqdm(desc="pip", unit=" pkg") as bar:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+        try:
+            for line in proc.stdout:
+                out.write(line)
+                if line.startswith(("Collecting", "Requirement already satisfied")):
+                    bar.update(1)
+        finally:  # Ctrl-C: pip must not go on writing into the environment behind our back
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+    if proc.returncode != 0:
+        tail = "".join(log.read_text(encoding="utf-8", errors="replace").splitlines(True)[-10:])
+        raise WorkshopError(f"pip failed (exit {proc.returncode}):\n{tail}",
+                            f"Read {log}; check that pip reaches PyPI, then run: {' '.join(cmd)}")
