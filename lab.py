@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 ENDPOINT_VARIABLES = ("WORKSHOP_ENDPOINT", "FOUNDRY_LOCAL_ENDPOINT")  # as in workshop_lib.runtime.endpoint
-EXTRAS = ("convert", "rag", "eval", "eval-nodeps", "webui", "test")  # requirements-NAME.txt, when present
+EXTRAS = ("convert", "rag", "eval", "eval-nodeps", "test", "webui")  # requirements-NAME.txt, when present
 T0 = time.monotonic()
 
 
@@ -109,6 +109,7 @@ def setup(embedded: bool, extras: tuple) -> None:
     if "test" in extras:
         ensure_browser()
         ensure_web_assets()
+        lib("webui", "install")  # Open WebUI has a venv of its own: it pins packages that clash with ours
     wait_for_build(builder)
     if embedded:
         lib("setup")

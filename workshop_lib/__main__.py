@@ -20,6 +20,9 @@ def main(argv=None) -> int:
     extra = commands.add_parser("require", help="install the packages a lesson needs (requirements-NAME.txt)")
     extra.add_argument("names", nargs="*", help="extras to install; none: list them")
     extra.add_argument("--all", action="store_true", help="every extra")
+    web = commands.add_parser("webui", help="Open WebUI on the endpoint (lesson 06)")
+    web.add_argument("action", choices=["install", "start", "status", "stop", "reset"])
+    web.add_argument("--port", type=int)
     check = commands.add_parser("doctor", help="check this machine, with a fix for each problem")
     check.add_argument("--full", action="store_true", help="also re-hash every model file")
     args = parser.parse_args(argv)
@@ -73,13 +76,19 @@ def require(args) -> int:
     return 0
 
 
+def webui(args) -> int:
+    from .apps import webui as app  # the top layer: imported only when asked for
+    return app.main([args.action] + (["--port", str(args.port)] if args.port else []))
+
+
 def doctor(args) -> int:
     checks = checkup.doctor(full=args.full)
     return 1 if any(c.status == "fail" for c in checks) else 0
 
 
 COMMANDS = {"setup": setup, "build": build, "serve": serve, "stop": stop, "status": status,
-            "doctor": doctor, "require": require}
+            "doctor": doctor, "require": require,
+            "webui": webui}
 
 if __name__ == "__main__":
     sys.exit(main())
