@@ -1,6 +1,10 @@
+import os
+import subprocess
+import sys
+
 import pytest
 
-from workshop_lib.runtime import models
+from workshop_lib.runtime import convert, models
 from workshop_lib.errors import DataFileError, ModelFileError, UnknownModelError
 
 
@@ -40,7 +44,7 @@ def test_wrong_checksum_names_packages_and_leaves_nothing(fake_model):
     spec = fake_model(sha256="0" * 64)
     with pytest.raises(ModelFileError, match="force-reinstall --no-deps fakepart1==1.0 fakepart2==1.0"):
         models.ensure_model("tiny", progress=False)
-    assert list(spec.path.parent.iterdir()) == []  # no partial file, no model, no stamp
+    assert [p.name for p in spec.path.parent.iterdir()] == ["tiny.gguf.lock"]  # no partial file, no model, no stamp
 
 
 def test_missing_part_file_names_its_package(fake_model):
@@ -63,3 +67,64 @@ def test_corrupted_cached_file_is_rebuilt_from_parts(fake_model):
     path.write_bytes(b"GGUF-corrupted-on-disk!")
     assert not models.verify_model("tiny")
     assert models.ensure_model("tiny", progress=False).read_bytes() == b"GGUF-part-one-part-two"
+
+
+def test_an_interrupted_assembly_leaves_no_partial_file(fake_model, monkeypatch):
+    spec = fake_model()
+
+    class InterruptedBar:  # Ctrl-C while the parts are being copied
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(models, "tqdm", InterruptedBar)
+    with pytest.raises(KeyboardInterrupt):
+        models.ensure_model("tiny", progress=False)
+    assert [p.name for p in spec.path.parent.iterdir()] == ["tiny.gguf.lock"]
+
+
+def test_partial_files_of_a_killed_assembly_are_swept(fake_model):
+    spec = fake_model()
+    spec.path.parent.mkdir(parents=True)
+    leftover = spec.path.with_name("tiny.gguf.partial-999999-1")  # its writer is long gone
+    leftover.write_bytes(b"half a model")
+    assert models.ensure_model("tiny", progress=False).read_bytes() == b"GGUF-part-one-part-two"
+    assert not leftover.exists()
+
+
+def test_interrupting_a_conversion_stops_the_converter(tmp_path, monkeypatch):
+    """The converter runs in a subprocess; Ctrl-C in the notebook must stop it, not orphan it."""
+    monkeypatch.setenv("WORKSHOP_CACHE_DIR", str(tmp_path))
+    marker = f"time.sleep(60.{os.getpid()})"
+    standin = f"import time; print({convert.STAGE_MARK!r}, 'GGUF read', flush=True); {marker}"
+    spawned = []
+    real_popen = subprocess.Popen
+    monkeypatch.setattr(convert.subprocess, "Popen", lambda cmd, **k: spawned.append(
+        real_popen([sys.executable, "-c", standin], **k)) or spawned[-1])
+
+    class InterruptedBar:  # Ctrl-C arrives as the first stage is reported
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def set_postfix_str(self, text):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(convert, "tqdm", InterruptedBar)
+    with pytest.raises(KeyboardInterrupt):
+        convert.ensure_onnx_model("tiny")
+    assert spawned and spawned[0].poll() is not None
+    assert not convert.onnx_dir("tiny").exists()

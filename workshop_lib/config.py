@@ -8,10 +8,12 @@ Settings come from an environment variable ``WORKSHOP_<NAME>`` or, failing that,
 """
 import os
 import sys
+import tempfile
+import time
 import tomllib
 from pathlib import Path
 
-from .errors import DataFileError
+from .errors import DataFileError, WorkshopError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data"
@@ -30,6 +32,33 @@ def setting(name: str, default=None):
     if value not in (None, ""):
         return value
     return _config_file().get(name.lower(), default)
+
+
+def int_setting(name: str, default=None, minimum: int = 0, example=None):
+    """``setting(name)`` as a whole number; a value like ``"eight"`` names the setting and the fix."""
+    return _number_setting(name, default, int, "a whole number", minimum, example)
+
+
+def float_setting(name: str, default=None, minimum: float = 0, example=None):
+    """``setting(name)`` as a number (seconds, for instance), checked like ``int_setting``."""
+    return _number_setting(name, default, float, "a number", minimum, example)
+
+
+def _number_setting(name: str, default, kind, described: str, minimum, example):
+    value = setting(name, default)
+    if value is None:
+        return None
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number < minimum:
+        variable = f"WORKSHOP_{name.upper()}"
+        source = variable if os.environ.get(variable) else f"`{name.lower()}` in {CONFIG_FILE.name}"
+        example = example or (default if default is not None else minimum + 1)
+        raise WorkshopError(f"The setting {source} is {value!r}, which is not {described} of at least {minimum}.",
+                            f"Set {source} to {described} such as {example}, or remove it to use the default.")
+    return number
 
 
 def _config_file() -> dict:
@@ -56,8 +85,37 @@ def cache_dir() -> Path:
     return base
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file, so a crash leaves the old file, never half a new one."""
-    tmp = Path(path).with_name(Path(path).name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def write_atomic(path: Path, text: str, mode: int = None) -> None:
+    """Write through a temporary file, so a crash leaves the old file, never half a new one.
+
+    Each writer gets its own temporary name, so two writers never mix their bytes: the last
+    replace wins, whole. ``mode`` (e.g. 0o600 for a secret) defaults to the usual for new files."""
+    path = Path(path)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        _replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+def _replace(tmp, path: Path, tries: int = 20) -> None:
+    """``os.replace``; Windows refuses it briefly while another writer replaces the same file."""
+    for attempt in range(tries):
+        try:
+            return os.replace(tmp, path)
+        except PermissionError:
+            if sys.platform != "win32" or attempt == tries - 1:
+                raise
+            time.sleep(0.05)

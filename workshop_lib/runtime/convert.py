@@ -7,15 +7,16 @@ The result is cached per alias; the heavy libraries (``requirements-convert.txt`
 subprocess, ``python -m workshop_lib.runtime.convert ALIAS``, so the notebook's kernel stays small.
 """
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from . import models
+from . import models, process
 from ..config import cache_dir
 from ..errors import WorkshopError
 
@@ -33,22 +34,32 @@ def onnx_dir(alias: str) -> Path:
 
 
 def ensure_onnx_model(alias: str) -> Path:
-    """The converted model folder for ``alias``, converting it first if needed (about 2 minutes)."""
+    """The converted model folder for ``alias``, converting it first if needed (about 2 minutes).
+    An interrupt stops the converter too; what it left half-done is swept on the next run."""
     target = onnx_dir(alias)
     if (target / "genai_config.json").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    with process.exclusive(target.parent / f"{alias}.convert.lock", f"another conversion of {alias}"):
+        if (target / "genai_config.json").exists():
+            return target
+        process.sweep_partials(target.parent)
+        return _convert_in_subprocess(alias, target)
+
+
+def _convert_in_subprocess(alias: str, target: Path) -> Path:
     log = target.parent / f"{alias}.convert.log"
     print(f"Converting {alias} to ONNX int4 (about 2 minutes, once); log: {log}", flush=True)
     with open(log, "w") as out, tqdm(total=len(STAGES), desc=f"convert {alias}") as bar:
         proc = subprocess.Popen([sys.executable, "-m", "workshop_lib.runtime.convert", alias], stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, errors="replace")
-        for line in proc.stdout:  # the builder is chatty: everything goes to the log, stages to the bar
-            out.write(line)
-            if line.startswith(STAGE_MARK):
-                bar.set_postfix_str(line.removeprefix(STAGE_MARK).strip())
-                bar.update(1)
-        proc.wait()
+        with process.reaped(proc):
+            for line in proc.stdout:  # the builder is chatty: everything goes to the log, stages to the bar
+                out.write(line)
+                if line.startswith(STAGE_MARK):
+                    bar.set_postfix_str(line.removeprefix(STAGE_MARK).strip())
+                    bar.update(1)
+            proc.wait()
     if proc.returncode != 0 or not (target / "genai_config.json").exists():
         tail = "".join(log.read_text(errors="replace").splitlines(True)[-12:])
         raise ConversionError(f"Converting {alias} to ONNX failed (exit {proc.returncode}):\n{tail}",
@@ -57,21 +68,25 @@ def ensure_onnx_model(alias: str) -> Path:
 
 
 def convert(alias: str) -> Path:
-    """GGUF -> Hugging Face -> ONNX int4, built in a temporary folder and moved into place at the end."""
+    """GGUF -> Hugging Face -> ONNX int4, built in a ``*.partial-*`` folder and renamed into place at the end."""
     spec = models.get_spec(alias)
     gguf = models.ensure_model(alias)
     target = onnx_dir(alias)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        hf_dir, out_dir = Path(tmp) / "hf", Path(tmp) / "onnx"
+    tmp = process.partial_path(target)
+    try:
+        tmp.mkdir()
+        hf_dir, out_dir = tmp / "hf", tmp / "onnx"
         gguf_to_hf(gguf, hf_dir)
         print(STAGE_MARK, STAGES[0], flush=True)
-        hf_to_onnx(hf_dir, out_dir, Path(tmp) / "cache")
+        hf_to_onnx(hf_dir, out_dir, tmp / "cache")
         print(STAGE_MARK, STAGES[1], flush=True)
         copy_chat_template(hf_dir, out_dir)
         (out_dir / "workshop_source.json").write_text(json.dumps({"alias": alias, "sha256": spec.sha256}))
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.move(str(out_dir), target)
+        shutil.rmtree(target, ignore_errors=True)  # an unfinished folder from an older version
+        os.replace(out_dir, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
@@ -103,4 +118,6 @@ def copy_chat_template(hf_dir: Path, out_dir: Path) -> None:
 
 
 if __name__ == "__main__":
+    # Stopped by the parent (an interrupt in the notebook): exit through the `finally` that cleans up.
+    signal.signal(signal.SIGTERM, lambda *args: sys.exit(143))
     print(convert(sys.argv[1]))

@@ -18,10 +18,12 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from . import process
 from ..config import cache_dir
 from ..errors import BuildError
 
 LLAMA_CPP_PYTHON = "0.3.36"  # the sdist whose vendored llama.cpp we build
+SDIST_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"  # its PyPI file
 TARGETS = ("llama-server", "llama-bench")
 CMAKE_OPTIONS = ["-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
                  "-DLLAMA_BUILD_EXAMPLES=OFF"]
@@ -66,22 +68,53 @@ def is_built() -> bool:
 
 
 def ensure_built(progress: bool = True) -> Path:
-    """Path to ``llama-server``, building it first if needed (about 7 minutes on 2 cores)."""
+    """Path to ``llama-server``, building it first if needed (about 7 minutes on 2 cores).
+
+    One build at a time per folder: ``setup``, ``build`` and a notebook may all ask at once; the
+    others wait (and say so), then find the finished build."""
     if is_built():
         return binary()
     cmake = find_toolchain()
     root = build_dir()
+    with _build_lock(root):
+        if not is_built():
+            _compile(cmake, _source_locked(root), root, progress)
+            (root / "READY").write_text(LLAMA_CPP_PYTHON)
+    return binary()
+
+
+def _build_lock(root: Path):
     root.mkdir(parents=True, exist_ok=True)
-    src = root / "src"
-    if not (src / "CMakeLists.txt").exists():
-        _fetch_source(src)
+    return process.exclusive(root / "build.lock", "another llama-server build (setup, build or a notebook) to finish")
+
+
+def _compile(cmake: str, src: Path, root: Path, progress: bool) -> None:
     log = root / "build.log"
     jobs = str(os.cpu_count() or 2)
     _run([cmake, "-S", str(src), "-B", str(root / "build"), *cmake_options()], log, False)
     _run([cmake, "--build", str(root / "build"), "--config", "Release", "-j", jobs,
           "--target", *TARGETS], log, progress)
-    (root / "READY").write_text(LLAMA_CPP_PYTHON)
-    return binary()
+
+
+def ensure_source() -> Path:
+    """The unpacked ``vendor/llama.cpp`` tree of the pinned sdist (lesson 04 reads its Markdown docs);
+    downloaded and unpacked first if no build did it yet."""
+    root = build_dir()
+    if (root / "src" / "CMakeLists.txt").exists():  # it appears whole, by one rename
+        return root / "src"
+    with _build_lock(root):
+        return _source_locked(root)
+
+
+def _source_locked(root: Path) -> Path:
+    """``root/src``, fetched if missing; call it holding the build lock, so no build is using it."""
+    src = root / "src"
+    process.sweep_partials(root)
+    if not (src / "CMakeLists.txt").exists():
+        if src.exists():  # an incomplete tree from an older version of this code
+            shutil.rmtree(src)
+        _fetch_source(src)
+    return src
 
 
 def find_toolchain() -> str:
@@ -100,7 +133,8 @@ def find_toolchain() -> str:
 
 
 def _fetch_source(dest: Path) -> None:
-    """Download the llama-cpp-python sdist from PyPI and unpack its vendored llama.cpp into ``dest``."""
+    """Download the llama-cpp-python sdist with pip, check its SHA-256, and unpack its vendored
+    llama.cpp into ``dest`` through a staging folder next to it (one rename: never half a tree)."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "llama-cpp-python",
                "--quiet", "-d", tmp, f"llama-cpp-python=={LLAMA_CPP_PYTHON}"]
@@ -110,11 +144,39 @@ def _fetch_source(dest: Path) -> None:
             raise BuildError(f"Could not download llama-cpp-python=={LLAMA_CPP_PYTHON}: "
                              f"{done.stderr.strip()[-500:]}",
                              "Check that pip can reach PyPI (proxy settings), then run again.")
-        staging = Path(tmp) / "unpacked"
-        with tarfile.open(sdists[0]) as tar:
-            tar.extractall(staging, filter="data")
-        shutil.rmtree(dest, ignore_errors=True)
-        shutil.move(str(next(staging.glob("*/vendor/llama.cpp"))), dest)
+        check_sdist(sdists[0])
+        staging = process.partial_path(dest)
+        try:
+            with tarfile.open(sdists[0]) as tar:
+                safe_extract(tar, staging)
+            os.replace(next(staging.glob("*/vendor/llama.cpp")), dest)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def check_sdist(path: Path) -> None:
+    """The sdist must be the very file we pinned: we compile and run what it carries."""
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    if digest != SDIST_SHA256:
+        raise BuildError(f"{Path(path).name} has SHA-256 {digest}, expected {SDIST_SHA256}.",
+                         "Your package index served a different file. Check the pip index and proxy "
+                         "settings (pip config list), then run again.")
+
+
+def safe_extract(tar: tarfile.TarFile, dest: Path) -> None:
+    """Extract regular files and folders only, each inside ``dest``. Python 3.12 and 3.11.4+ do that
+    check themselves (``filter="data"``); 3.11.0 to 3.11.3 lack the argument, so check by hand."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, filter="data")
+        return
+    root = Path(dest).resolve()
+    members = tar.getmembers()
+    for member in members:
+        target = (root / member.name).resolve()
+        if not (member.isfile() or member.isdir()) or not target.is_relative_to(root):
+            raise BuildError(f"The sdist holds an unsafe entry {member.name!r} ({member.type!r}).",
+                             "Do not build from it; report the file to the workshop maintainers.")
+    tar.extractall(dest, members=members)
 
 
 def _run(cmd: list, log: Path, progress: bool) -> None:
@@ -124,12 +186,15 @@ def _run(cmd: list, log: Path, progress: bool) -> None:
         out.write(f"\n$ {' '.join(cmd)}\n")
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 errors="replace")
-        for line in proc.stdout:
-            out.write(line)
-            if (m := re.match(r"\[\s*(\d+)%\]", line)):
-                bar.update(int(m.group(1)) - bar.n)
-        proc.wait()
-    bar.close()
+        try:
+            with process.reaped(proc):  # Ctrl-C stops cmake and its compilers too; the next run resumes
+                for line in proc.stdout:
+                    out.write(line)
+                    if (m := re.match(r"\[\s*(\d+)%\]", line)):
+                        bar.update(int(m.group(1)) - bar.n)
+                proc.wait()
+        finally:
+            bar.close()
     if proc.returncode != 0:
         tail = "".join(log.read_text(encoding="utf-8", errors="replace").splitlines(True)[-15:])
         raise BuildError(f"Building llama-server failed (exit {proc.returncode}). Last lines of "

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..config import DATA_DIR, cache_dir
+from . import process
+from ..config import DATA_DIR, cache_dir, write_atomic
 from ..errors import DataFileError, ModelFileError, UnknownModelError
 
 REGISTRY_FILE = DATA_DIR / "models.json"
@@ -102,21 +103,28 @@ def part_paths(spec: ModelSpec) -> list:
 
 
 def ensure_model(alias: str, progress: bool = True) -> Path:
-    """Path to the verified GGUF for ``alias``, assembling it from its packages on first use."""
+    """Path to the verified GGUF for ``alias``, assembling it from its packages on first use.
+    Two notebooks asking at once: one assembles, the other waits and then finds the file."""
     spec = get_spec(alias)
     if _stamp_matches(spec):
         return spec.path
-    if spec.path.exists() and _sha256(spec.path, progress, f"verify {alias}") == spec.sha256:
-        _write_stamp(spec)
-        return spec.path
-    return assemble(spec, progress)
+    spec.path.parent.mkdir(parents=True, exist_ok=True)
+    with process.exclusive(spec.path.with_name(spec.path.name + ".lock"), f"another process preparing {alias}"):
+        if _stamp_matches(spec):
+            return spec.path
+        if spec.path.exists() and _sha256(spec.path, progress, f"verify {alias}") == spec.sha256:
+            _write_stamp(spec)
+            return spec.path
+        return assemble(spec, progress)
 
 
 def assemble(spec: ModelSpec, progress: bool = True) -> Path:
-    """Concatenate the parts into the cache, hashing on the way; a bad result is deleted, not kept."""
+    """Concatenate the parts into the cache, hashing on the way; a bad result is deleted, not kept.
+    Leftovers of an assembly that was killed (``*.partial-*``) are swept first."""
     sources = part_paths(spec)
     spec.path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = spec.path.with_name(spec.path.name + f".partial-{os.getpid()}")
+    process.sweep_partials(spec.path.parent)
+    tmp = process.partial_path(spec.path)
     digest = hashlib.sha256()
     try:
         with open(tmp, "wb") as out, _bar(spec.size, f"assemble {spec.alias}", progress) as bar:
@@ -168,8 +176,7 @@ def _stamp_path(spec: ModelSpec) -> Path:
 
 def _write_stamp(spec: ModelSpec) -> None:
     st = spec.path.stat()
-    _stamp_path(spec).write_text(json.dumps({"sha256": spec.sha256, "size": st.st_size,
-                                             "mtime_ns": st.st_mtime_ns}))
+    write_atomic(_stamp_path(spec), json.dumps({"sha256": spec.sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}))
 
 
 def _stamp_matches(spec: ModelSpec) -> bool:

@@ -2,26 +2,31 @@
 
 One server per user serves every registered model from one base URL ("router mode": llama-server
 lists each ``NAME.gguf`` of a folder as model ``NAME`` and loads it on first use). It outlives the
-notebook kernel that started it, so the next notebook finds it again through a small state file.
+notebook kernel that started it, so the next notebook finds it again through a small state file
+that records who it is (``process.py``): a server that is merely busy is never stopped.
+
+It listens on 127.0.0.1 only and wants this installation's API key (``api_key()``) on every request
+but ``/health``; web pages may read its answers only when they come from this machine.
 """
 import contextlib
 import json
 import os
+import secrets
 import socket
-import subprocess
-import sys
 import time
+import urllib.parse
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-from . import llamacpp, models
-from ..config import cache_dir, setting, write_atomic
-from ..errors import EndpointError, PortInUseError
+from . import llamacpp, models, process
+from ..config import cache_dir, int_setting, write_atomic
+from ..errors import EndpointError, PortInUseError, WorkshopError
 
 HOST = "127.0.0.1"  # never reachable from the network
+NAME = "llama-server"  # its record in the server folder: llama-server.json (process.py)
 
 
 @dataclass
@@ -31,6 +36,7 @@ class ServerInfo:
     log: str
     models: list
     started_at: float
+    api_key: str = ""  # what clients send as ``Authorization: Bearer``; "" for an old server started without one
 
     @property
     def base_url(self) -> str:
@@ -44,70 +50,109 @@ def server_home(home=None) -> Path:
     return path
 
 
+def api_key() -> str:
+    """This installation's key for the embedded server, made once with ``secrets`` and kept in the
+    cache (mode 600, never in the repository). Without it, any program on this machine, or a web
+    page through the browser, could use the server and load or unload its models."""
+    path = server_home() / "api_key"
+    if key := _read_key(path):
+        return key
+    with process.exclusive(path.with_name("api_key.lock"), "another process creating the server's API key"):
+        if not (key := _read_key(path)):
+            key = secrets.token_urlsafe(32)
+            write_atomic(path, key, mode=0o600)
+    return key
+
+
+def _read_key(path: Path) -> str:
+    with contextlib.suppress(OSError):
+        return path.read_text(encoding="utf-8").strip()
+    return ""
+
+
 def running_server(home=None):
-    """The server recorded in the state file if it still answers; a stale record is removed."""
-    state, info = _read_state(home)
-    if info is None:
+    """The recorded server if its process is still the one we started, busy or not; else None.
+
+    Nothing is killed here: a server that is slow to answer is still ours and still working."""
+    home = server_home(home)
+    record = process.running(NAME, home) or _legacy_record(home)
+    return _info(record) if record else None
+
+
+def _info(record: process.Record) -> ServerInfo:
+    key = api_key() if record.extra.get("keyed") else ""
+    return ServerInfo(record.pid, record.port, record.log, record.extra.get("models", []), record.started_at, key)
+
+
+def _legacy_record(home: Path):
+    """A server started by an earlier version of this workshop, which recorded only its PID in
+    ``server.json``: ours if that PID runs our llama-server binary on the recorded port."""
+    legacy = home / "server.json"
+    if not legacy.exists():
         return None
-    if _answers(info):
-        return info
-    _kill_tree(info.pid)  # a hung server would hold its port and memory
-    state.unlink(missing_ok=True)
-    return None
-
-
-def _read_state(home):
-    """``(state_file, ServerInfo or None)``; a missing or unreadable file counts as no server."""
-    state = server_home(home) / "server.json"
     try:
-        return state, ServerInfo(**json.loads(state.read_text()))
-    except (OSError, ValueError, TypeError):
-        return state, None
+        old = json.loads(legacy.read_text())
+        proc = psutil.Process(old["pid"])
+        ours = (os.path.samefile(proc.exe(), llamacpp.binary()) and proc.create_time() <= old["started_at"]
+                and str(old["port"]) in proc.cmdline() and proc.status() != psutil.STATUS_ZOMBIE)
+    except (OSError, ValueError, KeyError, TypeError, psutil.Error):
+        ours = False
+    if not ours:
+        legacy.unlink(missing_ok=True)  # a dead or foreign PID: forget it, never kill it
+        return None
+    return process.Record(NAME, old["pid"], proc.create_time(), proc.exe(), old["port"],
+                          f"http://{HOST}:{old['port']}", old["log"], old["started_at"],
+                          {"models": old["models"], "legacy": True})
 
 
 def start_server(port=None, home=None, aliases=None, progress=True, timeout=180) -> ServerInfo:
     """Reuse the running server, or build/assemble what is missing and start one on a free port."""
     home = server_home(home)
-    with _exclusive(home / "server.lock"):
+    with process.exclusive(home / "server.lock", "another notebook or command starting the embedded server"):
         if info := running_server(home):
             return info
         exe = llamacpp.ensure_built(progress)
         model_dir = _link_models(home / "models", aliases or list(models.load_registry()), progress)
-        port = choose_port(port or setting("port"))
-        log = home / "llama-server.log"
-        with open(log, "w") as out:
-            proc = subprocess.Popen(server_command(exe, model_dir, port), stdout=out,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **_detached())
-        info = ServerInfo(proc.pid, port, str(log), sorted(p.stem for p in model_dir.glob("*.gguf")),
-                          time.time())
-        _wait_until_ready(info, proc, timeout)
-        write_atomic(home / "server.json", json.dumps(asdict(info)))
-        return info
+        port = choose_port(port or int_setting("port", None, minimum=1, example=8080))
+        served = sorted(p.stem for p in model_dir.glob("*.gguf"))
+        try:  # the key travels in the environment, not the command line that `ps` shows everyone
+            record = process.start(NAME, server_command(exe, model_dir, port), port=port,
+                                   health_url=f"http://{HOST}:{port}/health", log=home / "llama-server.log",
+                                   env={**os.environ, "LLAMA_API_KEY": api_key()}, ready_timeout=timeout,
+                                   home=home, extra={"models": served, "keyed": True})
+        except WorkshopError as exc:  # the endpoint error connect() and the doctor know how to explain
+            raise EndpointError(exc.problem, exc.fix) from None
+        return _info(record)
 
 
 def server_command(exe: Path, model_dir: Path, port: int) -> list:
-    """The llama-server command line; threads, slots and context come from the machine or settings."""
-    parallel = int(setting("parallel", 4))  # slots: concurrent requests are batched together
-    return [str(exe), "--models-dir", str(model_dir), "--models-max", str(setting("models_max", 3)),
-            "--host", HOST, "--port", str(port), "-t", str(threads()),
-            "-np", str(parallel), "-c", str(int(setting("context_per_slot", 4096)) * parallel),
-            "--metrics"]
+    """The llama-server command line; threads, slots and context come from the machine or settings.
+
+    Cross-origin: by default llama-server answers any web page's origin (``*``, credentials allowed).
+    ``--cors-origins localhost`` lets only pages served from this machine read its answers (lesson 07's
+    page, the built-in chat page); the API key keeps every other caller out."""
+    parallel = int_setting("parallel", 4, minimum=1)  # slots: concurrent requests are batched together
+    context = int_setting("context_per_slot", 4096, minimum=256) * parallel
+    return [str(exe), "--models-dir", str(model_dir), "--models-max", str(int_setting("models_max", 3, minimum=1)),
+            "--host", HOST, "--port", str(port), "-t", str(threads()), "-np", str(parallel), "-c", str(context),
+            "--metrics", "--cors-origins", "localhost", "--no-cors-credentials"]
 
 
 def threads() -> int:
     """``WORKSHOP_THREADS``, else the physical cores: hyper-threads add little to token generation
     and slow the rest of the laptop."""
-    return int(setting("threads", psutil.cpu_count(logical=False) or os.cpu_count() or 2))
+    return int_setting("threads", psutil.cpu_count(logical=False) or os.cpu_count() or 2, minimum=1)
 
 
 def stop_server(home=None) -> bool:
-    """Stop the recorded server and its per-model children; True if one was running."""
-    state, info = _read_state(home)
-    if info is None:
-        return False
-    stopped = _kill_tree(info.pid)
-    state.unlink(missing_ok=True)
-    return stopped
+    """Stop the recorded server and its per-model children; True if one was running.
+    A record whose PID now belongs to another program is removed, and that program left alone."""
+    home = server_home(home)
+    if (legacy := _legacy_record(home)) is not None:
+        process.kill_tree(legacy.pid)
+        (home / "server.json").unlink(missing_ok=True)
+        return True
+    return process.stop(NAME, home)
 
 
 def model_rss_mb(model: str, home=None):
@@ -122,23 +167,23 @@ def model_rss_mb(model: str, home=None):
     return None
 
 
-def reload_model(base_url: str, model: str, timeout: float = 180) -> float:
+def reload_model(base_url: str, model: str, timeout: float = 180, api_key=None) -> float:
     """Unload ``model`` from the router, load it again, and return the seconds the load took."""
     root = base_url.removesuffix("/v1")
+    key = api_key or _key_for(root)
     with contextlib.suppress(OSError):  # not loaded yet: nothing to unload
-        post_json(f"{root}/models/unload", {"model": model})
-    _wait_for_status(root, model, lambda status: status != "loaded", timeout)
+        post_json(f"{root}/models/unload", {"model": model}, key)
+    _wait_for_status(root, model, lambda status: status != "loaded", timeout, key)
     start = time.perf_counter()
-    post_json(f"{root}/models/load", {"model": model})
-    _wait_for_status(root, model, lambda status: status == "loaded", timeout)
+    post_json(f"{root}/models/load", {"model": model}, key)
+    _wait_for_status(root, model, lambda status: status == "loaded", timeout, key)
     return time.perf_counter() - start
 
 
-def _wait_for_status(root: str, model: str, done, timeout: float) -> None:
+def _wait_for_status(root: str, model: str, done, timeout: float, key) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"{root}/v1/models", timeout=10) as resp:
-            entries = {m["id"]: m.get("status", {}).get("value") for m in json.load(resp)["data"]}
+        entries = {m["id"]: m.get("status", {}).get("value") for m in get_json(f"{root}/v1/models", key)["data"]}
         if done(entries.get(model)):
             return
         time.sleep(0.05)
@@ -146,11 +191,34 @@ def _wait_for_status(root: str, model: str, done, timeout: float) -> None:
                         "Read the server log (`python -m workshop_lib status` shows where).")
 
 
-def post_json(url: str, body: dict) -> dict:
-    """POST ``body`` as JSON to a llama-server endpoint and return its JSON answer."""
-    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as resp:
+def post_json(url: str, body: dict, api_key=None, timeout: float = 60) -> dict:
+    """POST ``body`` as JSON to a llama-server endpoint and return its JSON answer.
+
+    ``api_key`` goes out as ``Authorization: Bearer``; left out, our own key is sent, but only to
+    our own embedded server."""
+    return _call(urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"}),
+                 api_key, timeout)
+
+
+def get_json(url: str, api_key=None, timeout: float = 10) -> dict:
+    """GET a llama-server endpoint's JSON, with the key as in ``post_json``."""
+    return _call(urllib.request.Request(url), api_key, timeout)
+
+
+def _call(request: urllib.request.Request, api_key, timeout: float) -> dict:
+    if key := api_key or _key_for(request.full_url):
+        request.add_header("Authorization", f"Bearer {key}")
+    with urllib.request.urlopen(request, timeout=timeout) as resp:
         return json.load(resp)
+
+
+def _key_for(url: str):
+    """Our key if ``url`` is the embedded server's address, else None: it goes to no one else."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.hostname not in (HOST, "localhost"):
+        return None
+    info = running_server()
+    return info.api_key if info and info.port == parts.port and info.api_key else None
 
 
 def choose_port(port=None) -> int:
@@ -158,7 +226,7 @@ def choose_port(port=None) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         try:
             s.bind((HOST, int(port or 0)))
-        except OSError:
+        except (OSError, OverflowError):
             raise PortInUseError(f"Port {port} on {HOST} is already in use{_port_owner(int(port))}.",
                                  "Stop that program, set WORKSHOP_PORT to another port, or unset "
                                  "WORKSHOP_PORT to let the workshop pick a free one.") from None
@@ -166,11 +234,23 @@ def choose_port(port=None) -> int:
 
 
 def _port_owner(port: int) -> str:
+    """" by NAME (pid N)" for the program listening on ``port``, when this user may see it."""
     with contextlib.suppress(psutil.Error, OSError):
-        for conn in psutil.net_connections("tcp"):
-            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
-                return f" by {psutil.Process(conn.pid).name()} (pid {conn.pid})"
+        for pid in _listeners(port):
+            return f" by {psutil.Process(pid).name()} (pid {pid})"
     return ""
+
+
+def _listeners(port: int):
+    def listening(conns):
+        return [c for c in conns if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN]
+    try:  # the whole table needs root on macOS; fall back to this user's own processes
+        yield from (c.pid for c in listening(psutil.net_connections("tcp")) if c.pid)
+    except psutil.AccessDenied:
+        for proc in psutil.process_iter():
+            with contextlib.suppress(psutil.Error):
+                if listening(proc.net_connections("tcp")):
+                    yield proc.pid
 
 
 def _link_models(model_dir: Path, aliases: list, progress: bool) -> Path:
@@ -185,77 +265,3 @@ def _link_models(model_dir: Path, aliases: list, progress: bool) -> Path:
         except OSError:  # Windows without developer mode: a hard link costs no space either
             os.link(source, link)
     return model_dir
-
-
-def _wait_until_ready(info: ServerInfo, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise EndpointError(f"llama-server exited with code {proc.returncode} while starting."
-                                f"\n{_log_tail(info.log)}", f"Read {info.log}; "
-                                "`python -m workshop_lib doctor` checks the usual causes.")
-        if _answers(info):
-            return
-        time.sleep(0.25)
-    _kill_tree(proc.pid)
-    raise EndpointError(f"llama-server did not answer within {timeout:.0f} s.\n{_log_tail(info.log)}",
-                        f"Read {info.log}; a machine under heavy load may need a second try.")
-
-
-def _answers(info: ServerInfo) -> bool:
-    """True if the process lives and its /health says ok."""
-    if not psutil.pid_exists(info.pid):
-        return False
-    try:
-        with urllib.request.urlopen(f"http://{HOST}:{info.port}/health", timeout=3) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
-
-
-def _kill_tree(pid: int) -> bool:
-    try:
-        parent = psutil.Process(pid)
-        family = parent.children(recursive=True) + [parent]
-    except psutil.Error:
-        return False
-    for p in family:
-        with contextlib.suppress(psutil.Error):
-            p.terminate()
-    _, alive = psutil.wait_procs(family, timeout=10)
-    for p in alive:
-        with contextlib.suppress(psutil.Error):
-            p.kill()
-    return True
-
-
-def _log_tail(log, lines: int = 12) -> str:
-    with contextlib.suppress(OSError):
-        return "".join(Path(log).read_text(errors="replace").splitlines(True)[-lines:])
-    return ""
-
-
-def _detached() -> dict:
-    """Popen options that let the server outlive the kernel or terminal that started it."""
-    if sys.platform == "win32":
-        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.DETACHED_PROCESS}
-    return {"start_new_session": True}
-
-
-@contextlib.contextmanager
-def _exclusive(lock_path: Path):
-    """Two notebooks connecting at once must not start two servers."""
-    with open(lock_path, "a+") as handle:
-        if sys.platform == "win32":
-            import msvcrt
-            msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)
-        else:
-            import fcntl
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            if sys.platform == "win32":
-                msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
-            else:
-                fcntl.flock(handle, fcntl.LOCK_UN)
