@@ -1,11 +1,17 @@
 """``doctor()``: check a laptop is ready for the workshop, with a fix for each failure.
 
 Taught in 00_setup_and_first_chat; instructors run ``python -m workshop_lib doctor`` on every laptop.
+Checks are per backend: a Foundry Local user needs no weight packages and no llama.cpp build, so
+for them those checks are information, not failures.
 """
 import importlib.metadata
+import os
+import platform
 import shutil
+import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from . import endpoint, llamacpp, models, server
 from ..errors import WorkshopError
@@ -23,11 +29,31 @@ class Check:
 
 def doctor(full: bool = False, verbose: bool = True) -> list:
     """Run every check; ``full`` re-hashes the model files too (a few seconds per GB)."""
-    checks = [check_python(), *check_packages(), *check_models(full), check_llama_server(),
-              check_foundry(), check_endpoint()]
+    backend = chosen_backend()
+    embedded_only = [*check_models(full), check_llama_server()]
+    if backend != "embedded":
+        embedded_only = [not_needed(c, backend) for c in embedded_only]
+    checks = [check_python(), *check_packages(), *embedded_only, check_foundry(), *check_endpoint()]
     if verbose:
-        print(report(checks))
+        print(f"Backend: {backend}\n" + report(checks))
     return checks
+
+
+def chosen_backend() -> str:
+    """The backend ``connect()`` would use, found without starting anything."""
+    try:
+        found = endpoint.find_endpoint(start=False)
+    except WorkshopError:  # a malformed endpoint setting: check_endpoint reports it
+        return "environment" if os.environ.get("WORKSHOP_ENDPOINT") else "foundry-service"
+    return found[0] if found else "embedded"
+
+
+def not_needed(check: Check, backend: str) -> Check:
+    """A failed check of something only the embedded server needs becomes information."""
+    if check.status != "fail":
+        return check
+    return replace(check, status="info", detail=f"{check.detail} (not needed: you use the {backend} backend)",
+                   fix=f"only for the embedded server: {check.fix}" if check.fix else "")
 
 
 def report(checks: list) -> str:
@@ -83,15 +109,46 @@ def check_llama_server() -> Check:
     try:
         llamacpp.find_toolchain()
     except WorkshopError as exc:
-        return Check("llama-server", "fail", "not built, and " + exc.problem, exc.fix)
+        if sys.platform != "win32":
+            return Check("llama-server", "fail", "not built, and " + exc.problem, exc.fix)
+        if not (compiler := visual_studio_cpp()):
+            return Check("llama-server", "fail", "not built, and no C++ compiler found (looked for Visual "
+                         "Studio's with vswhere, as CMake does)", VS_BUILD_TOOLS_FIX)
+        return Check("llama-server", "info", f"not built yet; Visual Studio C++ tools at {compiler}",
+                     "python -m workshop_lib build")
     return Check("llama-server", "info", "not built yet (about 7 minutes on 2 cores)",
                  "python -m workshop_lib build")
+
+
+VS_BUILD_TOOLS_FIX = (
+    "Install the Visual Studio Build Tools with the C++ workload: `winget install Microsoft.VisualStudio."
+    "2022.BuildTools --override \"--add Microsoft.VisualStudio.Workload.VCTools --includeRecommended "
+    "--passive --wait\"` (and cmake: `winget install Kitware.CMake`), then open a new terminal. Or skip the "
+    "build: use Foundry Local (README, 'Using Foundry Local').")
+
+
+def visual_studio_cpp():
+    """Windows: the Visual Studio installation with the C++ tools for this CPU, found as CMake's
+    Visual Studio generator finds it (the installer's ``vswhere``), else None. The compiler need
+    not be on PATH: CMake locates it through the installation."""
+    vswhere = Path(os.environ.get("ProgramFiles(x86)", r"C:\Program Files (x86)"),
+                   "Microsoft Visual Studio", "Installer", "vswhere.exe")
+    arm = platform.machine().lower() in ("arm64", "aarch64")
+    component = "Microsoft.VisualStudio.Component.VC.Tools." + ("ARM64" if arm else "x86.x64")
+    if not vswhere.exists():
+        return None
+    try:
+        out = subprocess.run([str(vswhere), "-latest", "-products", "*", "-requires", component,
+                              "-property", "installationPath"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
 
 
 def check_foundry() -> Check:
     cli = shutil.which("foundry")
     if not cli:
-        return Check("foundry local", "info", "no `foundry` CLI: the embedded server stands in",
+        return Check("foundry local", "info", "no `foundry` CLI (optional: the embedded server stands in)",
                      "optional: install Foundry Local (winget / brew, see README)")
     url = endpoint.foundry_service_url()
     return Check("foundry local", "ok" if url else "info",
@@ -99,15 +156,20 @@ def check_foundry() -> Check:
                  "" if url else "foundry service start")
 
 
-def check_endpoint() -> Check:
+def check_endpoint() -> list:
+    """The endpoint connect() would use answers, and which role has a model there."""
     try:
         found = endpoint.find_endpoint(start=False)
         if found is None:
-            return Check("endpoint", "info", "embedded server not running (connect() starts it)",
-                         "python -m workshop_lib serve")
+            return [Check("endpoint", "info", "embedded server not running (connect() starts it)",
+                          "python -m workshop_lib serve")]
         backend, base_url, api_key = found
         served = endpoint.list_models(base_url, api_key)
+        models, missing = endpoint.resolve_roles(backend, served, base_url)
     except WorkshopError as exc:
-        return Check("endpoint", "fail", exc.problem, exc.fix)
+        return [Check("endpoint", "fail", exc.problem, exc.fix)]
     log = f"; log {server.server_home() / 'llama-server.log'}" if backend == "embedded" else ""
-    return Check("endpoint", "ok", f"{backend} at {base_url} serves {', '.join(served)}{log}")
+    roles = [Check(f"model for {role}", "info", f"not served: lessons that compare two models skip that part",
+                   error.fix) for role, error in missing.items()]
+    chosen = ", ".join(f"{role} = {model}" for role, model in models.items() if model)
+    return [Check("endpoint", "ok", f"{backend} at {base_url} serves {', '.join(served)}; {chosen}{log}"), *roles]

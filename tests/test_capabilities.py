@@ -1,0 +1,71 @@
+"""Capability probing against the real embedded llama-server (the compat server: test_compat_server.py)."""
+import dataclasses
+import time
+
+import pytest
+from conftest import needs_server
+
+from workshop_lib.errors import WorkshopError
+from workshop_lib.runtime import capabilities, endpoint
+
+
+@pytest.fixture(scope="module")
+def lab():
+    with pytest.MonkeyPatch.context() as mp:
+        for variable in endpoint.ENDPOINT_VARIABLES:
+            mp.delenv(variable, raising=False)
+        mp.setattr(endpoint, "foundry_service_url", lambda: None)  # this test is about the embedded server
+        yield endpoint.connect(verbose=False)
+
+
+def test_every_capability_has_a_meaning():
+    assert capabilities.names() == list(capabilities.MEANING)
+    assert all(isinstance(v, bool) for v in dataclasses.asdict(capabilities.Capabilities()).values())
+
+
+@needs_server
+def test_the_embedded_server_offers_every_extra(lab):
+    assert lab.backend == "embedded"
+    assert all(dataclasses.asdict(lab.capabilities).values()), lab.capabilities
+
+
+@needs_server
+def test_probe_is_asked_once_per_server(lab):
+    first = capabilities.probe(lab.base_url, [lab.slm], lab.api_key, lab.backend)
+    start = time.perf_counter()
+    assert capabilities.probe(lab.base_url, [lab.slm], lab.api_key, lab.backend) is first
+    assert time.perf_counter() - start < 0.01
+    assert first.seconds > 0
+
+
+@needs_server
+def test_token_counter_uses_the_models_own_tokenizer(lab):
+    count = lab.token_counter(lab.slm)
+    assert count("Hello world") == 2  # Qwen2.5: "Hello", " world"; no BOS added
+    answer = lab.client.chat.completions.create(model=lab.slm, max_tokens=12, temperature=0,
+                                                messages=[{"role": "user", "content": "Count from 1 to 20."}])
+    # what the server reports it generated, counted again from the text (a stop token adds none)
+    assert abs(count(answer.choices[0].message.content) - answer.usage.completion_tokens) <= 1
+
+
+@needs_server
+def test_supports_is_silent_when_the_server_has_it(lab, capsys):
+    assert lab.supports("timings", "comparing with the server's own timings")
+    assert capsys.readouterr().out == ""
+
+
+def test_supports_says_in_one_sentence_what_is_skipped(capsys):
+    lab = endpoint.Connection(None, "environment", "http://127.0.0.1:9/v1", {"slm": "m", "llm": "m"}, ["m"])
+    capabilities._PROBES[lab.base_url] = capabilities.Probe(capabilities.Capabilities(completions=True))
+    try:
+        assert lab.supports("completions")
+        assert not lab.supports("timings", "comparing with the server's own timings")
+        assert lab.token_counter("m") is None
+    finally:
+        del capabilities._PROBES[lab.base_url]
+    said = capsys.readouterr().out
+    assert said == ("Skipped: comparing with the server's own timings needs `timings` (the server's own "
+                    "measurement of its prefill and decode speed), which this server (environment at "
+                    "http://127.0.0.1:9/v1) does not offer.\n")
+    with pytest.raises(WorkshopError, match="streamed_usage"):
+        lab.supports("timing")
