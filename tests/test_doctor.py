@@ -89,7 +89,14 @@ def test_windows_build_check_finds_visual_studio_as_cmake_does(foundry_laptop, t
                        "print(r'C:\\BuildTools')\n")
     vswhere.chmod(vswhere.stat().st_mode | stat.S_IEXEC)
     foundry_laptop.setattr(sys, "platform", "win32")
-    foundry_laptop.setattr(doctor.platform, "machine", lambda: "AMD64")
+    foundry_laptop.setattr(llamacpp.platform, "machine", lambda: "AMD64")
     foundry_laptop.setenv("ProgramFiles(x86)", str(tmp_path / "pf86"))
+    assert llamacpp.visual_studio_cpp() == "C:\\BuildTools"
+    (tmp_path / "empty").mkdir(exist_ok=True)
+    foundry_laptop.setenv("PATHEXT", ".EXE")  # one extension: a faked win32 splits PATHEXT with this OS's pathsep
+    for name in ("cmake", "cmake.EXE"):  # cmake itself is there (pip's cmake package, or Kitware's)
+        cmake = tmp_path / "empty" / name
+        cmake.write_text("")
+        cmake.chmod(cmake.stat().st_mode | stat.S_IEXEC)
     check = doctor.check_llama_server()
-    assert check.status == "info" and "C:\\BuildTools" in check.detail
+    assert check.status == "info" and "not built yet" in check.detail, (check.detail, check.fix)

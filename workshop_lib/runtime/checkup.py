@@ -109,40 +109,9 @@ def check_llama_server() -> Check:
     try:
         llamacpp.find_toolchain()
     except WorkshopError as exc:
-        if sys.platform != "win32":
-            return Check("llama-server", "fail", "not built, and " + exc.problem, exc.fix)
-        if not (compiler := visual_studio_cpp()):
-            return Check("llama-server", "fail", "not built, and no C++ compiler found (looked for Visual "
-                         "Studio's with vswhere, as CMake does)", VS_BUILD_TOOLS_FIX)
-        return Check("llama-server", "info", f"not built yet; Visual Studio C++ tools at {compiler}",
-                     "python -m workshop_lib build")
+        return Check("llama-server", "fail", "not built, and " + exc.problem, exc.fix)
     return Check("llama-server", "info", "not built yet (about 7 minutes on 2 cores)",
                  "python -m workshop_lib build")
-
-
-VS_BUILD_TOOLS_FIX = (
-    "Install the Visual Studio Build Tools with the C++ workload: `winget install Microsoft.VisualStudio."
-    "2022.BuildTools --override \"--add Microsoft.VisualStudio.Workload.VCTools --includeRecommended "
-    "--passive --wait\"` (and cmake: `winget install Kitware.CMake`), then open a new terminal. Or skip the "
-    "build: use Foundry Local (README, 'Using Foundry Local').")
-
-
-def visual_studio_cpp():
-    """Windows: the Visual Studio installation with the C++ tools for this CPU, found as CMake's
-    Visual Studio generator finds it (the installer's ``vswhere``), else None. The compiler need
-    not be on PATH: CMake locates it through the installation."""
-    vswhere = Path(os.environ.get("ProgramFiles(x86)", r"C:\Program Files (x86)"),
-                   "Microsoft Visual Studio", "Installer", "vswhere.exe")
-    arm = platform.machine().lower() in ("arm64", "aarch64")
-    component = "Microsoft.VisualStudio.Component.VC.Tools." + ("ARM64" if arm else "x86.x64")
-    if not vswhere.exists():
-        return None
-    try:
-        out = subprocess.run([str(vswhere), "-latest", "-products", "*", "-requires", component,
-                              "-property", "installationPath"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
 
 
 def check_foundry() -> Check:

@@ -118,18 +118,47 @@ def _source_locked(root: Path) -> Path:
 
 
 def find_toolchain() -> str:
-    """cmake from PATH or from this venv (the ``cmake`` PyPI package), plus a C++ compiler."""
+    """cmake from PATH or from this venv (the ``cmake`` PyPI package), plus a C++ compiler: on PATH,
+    or on Windows a Visual Studio installation, which CMake finds without PATH."""
     venv_bin = Path(sys.executable).parent
     cmake = shutil.which("cmake") or shutil.which("cmake", path=str(venv_bin))
-    compiler = any(shutil.which(c) for c in ("c++", "g++", "clang++", "cl"))
+    compiler = any(shutil.which(c) for c in ("c++", "g++", "clang++", "cl")) or (
+        sys.platform == "win32" and visual_studio_cpp())
     if cmake and compiler:
         return cmake
-    missing = " and ".join(m for m, ok in (("cmake", cmake), ("a C++ compiler", compiler)) if not ok)
-    raise BuildError(
-        f"Cannot build llama-server: {missing} not found.",
+    where = " (looked on PATH, and for Visual Studio with vswhere as CMake does)" if sys.platform == "win32" else ""
+    missing = " and ".join(m for m, ok in (("cmake", cmake), ("a C++ compiler" + where, compiler)) if not ok)
+    fix = VS_BUILD_TOOLS_FIX if sys.platform == "win32" else (
         "Debian/Ubuntu: sudo apt-get install build-essential cmake; Fedora: sudo dnf install "
-        "gcc-c++ cmake; macOS: xcode-select --install. Windows/macOS users can skip the build "
-        "entirely by running Foundry Local (see README, 'Using Foundry Local').")
+        "gcc-c++ cmake; macOS: xcode-select --install. Or skip the build entirely by running "
+        "Foundry Local (see README, 'Using Foundry Local').")
+    raise BuildError(f"Cannot build llama-server: {missing} not found.", fix)
+
+
+VS_BUILD_TOOLS_FIX = (
+    "Install the Visual Studio Build Tools with the C++ workload: `winget install Microsoft.VisualStudio."
+    "2022.BuildTools --override \"--add Microsoft.VisualStudio.Workload.VCTools --includeRecommended "
+    "--passive --wait\"` (and cmake: `winget install Kitware.CMake`), then open a new terminal. Or skip the "
+    "build: use Foundry Local (README, 'Using Foundry Local').")
+
+
+def visual_studio_cpp():
+    """Windows: the Visual Studio installation with the C++ tools for this CPU, found as CMake's
+    Visual Studio generator finds it (the installer's ``vswhere``), else None. The compiler need
+    not be on PATH: CMake locates it through the installation."""
+    vswhere = Path(os.environ.get("ProgramFiles(x86)", r"C:\Program Files (x86)"),
+                   "Microsoft Visual Studio", "Installer", "vswhere.exe")
+    arm = platform.machine().lower() in ("arm64", "aarch64")
+    component = "Microsoft.VisualStudio.Component.VC.Tools." + ("ARM64" if arm else "x86.x64")
+    if not vswhere.exists():
+        return None
+    try:
+        out = subprocess.run([str(vswhere), "-latest", "-products", "*", "-requires", component,
+                              "-property", "installationPath"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+
 
 
 def _fetch_source(dest: Path) -> None:

@@ -93,10 +93,12 @@ def _legacy_record(home: Path):
     try:
         old = json.loads(legacy.read_text())
         proc = psutil.Process(old["pid"])
-        ours = (os.path.samefile(proc.exe(), llamacpp.binary()) and proc.create_time() <= old["started_at"]
-                and str(old["port"]) in proc.cmdline() and proc.status() != psutil.STATUS_ZOMBIE)
-    except (OSError, ValueError, KeyError, TypeError, psutil.Error):
-        ours = False
+        ours = (proc.create_time() <= old["started_at"] and str(old["port"]) in proc.cmdline()
+                and proc.status() != psutil.STATUS_ZOMBIE and os.path.samefile(proc.exe(), llamacpp.binary()))
+    except (ValueError, KeyError, TypeError, psutil.NoSuchProcess):
+        ours = False  # unreadable, or the process is gone
+    except (OSError, psutil.Error):
+        return None  # cannot tell (no access, build moved): keep the record, kill nothing
     if not ours:
         legacy.unlink(missing_ok=True)  # a dead or foreign PID: forget it, never kill it
         return None
