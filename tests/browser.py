@@ -1,6 +1,6 @@
 """A real browser for the web-UI tests: Debian's chromium driven by Playwright (no browser download).
 
-``with chromium_page(tmp_path) as page:`` gives a Playwright page; without chromium or Playwright the
+``with chromium_page() as page:`` gives a Playwright page; without chromium or Playwright the
 test is skipped with the command that installs them (on CI both are installed by ``lab.py test``).
 """
 import contextlib

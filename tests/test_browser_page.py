@@ -1,0 +1,110 @@
+"""Lesson 07's page (workshop_lib/apps/page.py + apps/web/): the server sends only the page's files, the
+Python embedder is sane, and in Debian's chromium the WASM path ranks lesson 04's corpus like Python does,
+with a JavaScript tokenizer that gives the Python tokenizer's ids."""
+import urllib.error
+import urllib.request
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from browser import chromium_page, save_screenshot
+from workshop_lib.apps import page as webpage
+
+# Queries whose best chunk is clear in lesson 04's corpus (llama.cpp's documentation).
+QUERIES = {"How do I split a GGUF model into several files?": "gguf-split",
+           "How can I measure the perplexity of a model?": "perplexity",
+           "How do I use speculative decoding with a draft model?": "speculative"}
+SENTENCES = ["Local models keep your data on your machine.", "Quantization stores weights in fewer bits.",
+             "Café, naïve, Äpfel: accents are stripped.", "C++/CUDA (v12.4) -- build_flags=ON; 3.14!",
+             "日本語のテキストも扱えます", "emoji 🚀 and tabs\tand\nnewlines", "   "]
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return webpage.Embedder()
+
+
+@pytest.fixture(scope="module")
+def corpus(embedder):
+    from workshop_lib import rag
+    chunks = rag.default_chunks()
+    return chunks, webpage.build_index(chunks, embedder, corpus="lesson 04's corpus", progress=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_server(embedder):
+    chunks = [SimpleNamespace(id="a", path="a.md", heading="A", text="Quantization shrinks a model."),
+              SimpleNamespace(id="b", path="b.md", heading="B", text="Ports and hosts.")]
+    with webpage.PageServer(webpage.build_index(chunks, embedder, "tiny", progress=False)) as server:
+        yield server
+
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return resp.status, dict(resp.headers), resp.read()
+
+
+def test_python_embeddings_are_normalized_and_meaningful(embedder):
+    v = embedder.embed(["How do I make a model smaller?", "Quantization shrinks model files.", "I like pancakes."])
+    assert v.shape == (3, 384) and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.2
+
+
+def test_server_binds_localhost_and_sends_only_the_page_files(tiny_server):
+    assert tiny_server.url.startswith("http://127.0.0.1:")
+    status, headers, body = get(tiny_server.url)
+    assert status == 200 and b"app.js" in body and headers["Content-Type"].startswith("text/html")
+    assert headers["Cross-Origin-Embedder-Policy"] == "require-corp"  # lets ORT Web use threads
+    assert get(tiny_server.url + "model/model.onnx")[2][:2] != b""
+    assert get(tiny_server.url + "ort/ort-wasm-simd-threaded.wasm")[1]["Content-Type"] == "application/wasm"
+    for path in ("ort/ort.min.js", "../pyproject.toml", "ort/../package.json", "page.py", "index.json/../x"):
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            get(tiny_server.url + path)
+
+
+def test_missing_runtime_without_npm_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(webpage, "ORT_DIR", tmp_path / "nothing")
+    monkeypatch.setattr(webpage.shutil, "which", lambda name: None)
+    with pytest.raises(webpage.WorkshopError, match="npm ci --prefix web"):
+        webpage.ensure_ort()
+
+
+def test_wasm_page_finds_the_expected_chunks_and_matches_python(corpus, embedder):
+    chunks, index = corpus
+    with webpage.PageServer(index) as server, chromium_page() as tab:
+        info = webpage.open_page(tab, server.url, ep="wasm")
+        assert info["ep"] == "wasm" and info["threads"] >= 1
+        for query, expected in QUERIES.items():
+            top = tab.evaluate("q => lab.search(q, 3)", query)["hits"][0]
+            assert expected in top["path"], f"{query!r}: top hit {top['path']}"
+        browser = np.array(tab.evaluate("t => lab.embed(t)", SENTENCES[:6])["vectors"])
+        cosines = (browser * embedder.embed(SENTENCES[:6])).sum(axis=1)
+        assert cosines.min() >= 0.999, cosines
+        tab.fill("#query", next(iter(QUERIES)))
+        tab.press("#query", "Enter")
+        tab.wait_for_selector("#results li")
+        save_screenshot(tab, "browser_inference_wasm")
+
+
+def test_javascript_tokenizer_matches_python_on_the_whole_corpus(corpus, embedder):
+    chunks, index = corpus
+    texts = [c.text for c in chunks] + SENTENCES
+    with webpage.PageServer(index) as server, chromium_page() as tab:
+        webpage.open_page(tab, server.url, ep="wasm")
+        js = tab.evaluate("texts => texts.map(t => lab.tokenizer.encode(t))", texts)
+    mismatched = [t for t, ids in zip(texts, js) if ids != embedder.token_ids(t)]
+    assert not mismatched, f"{len(mismatched)} texts tokenize differently, e.g. {mismatched[0][:200]!r}"
+
+
+def test_webgpu_is_attempted_and_its_absence_reported(corpus):
+    _, index = corpus
+    with webpage.PageServer(index) as server, chromium_page() as tab:
+        info = webpage.open_page(tab, server.url, ep="auto")
+        badge = tab.inner_text("#webgpu")
+        save_screenshot(tab, "browser_inference_webgpu_attempt")
+    assert info["webgpu"]["tried"]
+    assert (info["ep"] == "webgpu") == info["webgpu"]["available"]
+    if not info["webgpu"]["available"]:
+        assert info["webgpu"]["reason"] and info["webgpu"]["reason"] in badge
+        print(f"WebGPU not available here, WASM ran instead: {info['webgpu']['reason']}")

@@ -1,0 +1,137 @@
+"""Open WebUI launcher (workshop_lib/apps/webui.py): settings and errors without the app, then the real
+app on the real endpoint, driven through its HTTP API and in Debian's chromium."""
+import json
+import os
+import socket
+import stat
+from types import SimpleNamespace
+
+import psutil
+import pytest
+
+from browser import chromium_page, save_screenshot
+from workshop_lib.apps import webui
+from workshop_lib.errors import EndpointError, PortInUseError
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKSHOP_CACHE_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_settings_keep_it_offline_local_and_small(private_cache):
+    env = webui.settings("http://127.0.0.1:9/v1", "key-123", 8123)
+    assert env["OPENAI_API_BASE_URL"] == "http://127.0.0.1:9/v1" and env["OPENAI_API_KEY"] == "key-123"
+    assert env["OFFLINE_MODE"] == "True" and env["HF_HUB_OFFLINE"] == "1"
+    assert env["ENABLE_VERSION_UPDATE_CHECK"] == "False" and env["ENABLE_OLLAMA_API"] == "False"
+    assert env["RAG_EMBEDDING_ENGINE"] and env["BYPASS_EMBEDDING_AND_RETRIEVAL"] == "True"
+    assert json.loads(env["DEFAULT_MODEL_METADATA"]) == {"capabilities": {"builtin_tools": False}}
+    assert all(env[f"ENABLE_{t}_GENERATION"] == "False" for t in ("TITLE", "FOLLOW_UP", "TAGS"))
+    assert env["WEBUI_AUTH"] == "True" and env["ENABLE_SIGNUP"] == "False"
+    assert env["CORS_ALLOW_ORIGIN"] == "http://127.0.0.1:8123"
+    assert env["DATA_DIR"].startswith(str(private_cache)) and env["ENABLE_PERSISTENT_CONFIG"] == "False"
+    assert webui.settings("http://x/v1", None, 1)["OPENAI_API_KEY"]  # never empty: it would mean "no key"
+
+
+def test_secret_key_is_generated_once_and_private(private_cache):
+    key = webui.secret_key()
+    assert len(key) >= 32 and webui.secret_key() == key
+    if os.name != "nt":
+        assert stat.S_IMODE((private_cache / "webui" / "secret_key").stat().st_mode) == 0o600
+
+
+def test_endpoint_down_is_a_clear_error(private_cache):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    with pytest.raises(EndpointError, match="not answering"):
+        webui.start(SimpleNamespace(base_url=dead, api_key=None), progress=False)
+    assert webui.running() is None
+
+
+def test_port_taken_is_a_clear_error(private_cache, monkeypatch):
+    monkeypatch.setattr(webui.endpoint, "list_models", lambda *a, **k: ["m"])  # endpoint fine
+    monkeypatch.setattr(webui, "is_installed", lambda: True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        with pytest.raises(PortInUseError, match=str(s.getsockname()[1])):
+            webui.start(SimpleNamespace(base_url="http://127.0.0.1:9/v1", api_key=None), port=s.getsockname()[1])
+
+
+# The real thing: installed (once, about 2 to 4 minutes) and started on the workshop's endpoint.
+
+@pytest.fixture(scope="module")
+def lab():
+    import workshop_lib as wl
+    return wl.connect(verbose=False)
+
+
+@pytest.fixture(scope="module")
+def ui(lab):
+    started = webui.start(lab, progress=False)
+    yield started
+    webui.stop()
+
+
+def test_api_lists_the_endpoint_models_and_answers(ui, lab):
+    from openai import OpenAI
+    client = OpenAI(base_url=f"{ui.url}/api", api_key=webui.sign_in(ui.url), max_retries=0)
+    assert lab.slm in [m.id for m in client.models.list().data]
+    reply = client.chat.completions.create(model=lab.slm, max_tokens=8, temperature=0,
+                                           messages=[{"role": "user", "content": "Say OK."}])
+    assert reply.choices[0].message.content.strip()
+    if os.name != "nt":
+        assert stat.S_IMODE(ui.credentials.stat().st_mode) == 0o600
+
+
+def test_browser_sign_in_pick_model_and_chat(ui, lab):
+    with chromium_page() as page:
+        page.goto(ui.url)
+        page.fill("#email", ui.email)
+        page.fill("#password", ui.password())
+        page.get_by_role("button", name="Sign in").click()
+        okay = page.get_by_role("button", name="Okay, Let's Go!")
+        try:  # the release-notes popup of a first sign-in
+            okay.click(timeout=10_000)
+        except Exception:
+            pass
+        page.click("#model-selector-model-button")
+        page.get_by_label(f"Select {lab.slm} model", exact=True).click()
+        assert page.get_by_label(f"Selected model: {lab.slm}").count() == 1
+        page.click("#chat-input")
+        page.keyboard.type("Name one primary colour. One word.")
+        page.keyboard.press("Enter")
+        answer = page.locator("#response-content-container").last
+        answer.wait_for(timeout=120_000)
+        page.wait_for_function(
+            "() => { const a = [...document.querySelectorAll('#response-content-container')].pop();"
+            " return a && a.innerText.trim().length > 0; }", timeout=120_000)
+        page.wait_for_timeout(3000)  # let the stream finish before the screenshot
+        text = answer.inner_text().strip()
+        save_screenshot(page, "open_webui_chat")
+    assert text, "Open WebUI showed an empty answer"
+
+
+def test_lost_password_is_a_clear_error_not_a_second_admin(ui):
+    saved = ui.credentials.read_text()
+    ui.credentials.unlink()
+    try:
+        with pytest.raises(webui.WorkshopError, match="webui reset"):
+            webui.ensure_admin(ui.url)
+    finally:
+        webui._write_private(ui.credentials, saved)
+    assert webui.sign_in(ui.url)
+
+
+def test_cli_status_says_not_running(private_cache, capsys):
+    assert webui.main(["status"]) == 3 and "not running" in capsys.readouterr().out
+
+
+def test_stop_leaves_no_process_behind(ui):
+    family = [psutil.Process(ui.pid)] + psutil.Process(ui.pid).children(recursive=True)
+    assert webui.stop() is True
+    gone, alive = psutil.wait_procs(family, timeout=10)
+    assert not alive, f"still running after stop: {alive}"
+    assert webui.running() is None and webui.stop() is False

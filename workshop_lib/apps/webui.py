@@ -1,0 +1,288 @@
+"""Open WebUI on the workshop's endpoint, offline and private (taught in 06_open_webui).
+
+Open WebUI (PyPI ``open-webui``) pins about 90 packages to exact versions that differ from the lessons'
+own, so it lives in a virtual environment of its own under the per-user cache, with the CPU build of
+torch installed first. ``start()`` points it at whatever ``wl.connect()`` found, binds 127.0.0.1, keeps
+its data and secret key in that folder, switches off everything that would call the internet or add
+model calls, and creates the first (admin) account with a generated password, stored with mode 600.
+
+    python -m workshop_lib.apps.webui install | start [--port N] | status | stop | reset
+"""
+import argparse
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import cache_dir, setting, write_atomic
+from ..errors import PortInUseError, WorkshopError
+from ..runtime import endpoint, process
+from ..runtime.server import HOST, choose_port
+
+NAME = "open-webui"  # the process record's name
+REQUIREMENTS = Path(__file__).resolve().with_name("openwebui-requirements.txt")
+TORCH_PIN = "torch==2.13.0"  # installed first: a plain `torch` pulls a CUDA build of several GB on Linux
+ADMIN_EMAIL = "admin@localhost"
+
+
+@dataclass
+class WebUI:
+    """A running Open WebUI: where it is, which endpoint it talks to, and how to sign in."""
+    url: str
+    pid: int
+    endpoint: str
+    start_s: float  # seconds from launch to a healthy /health; None if it was already running
+    email: str
+    credentials: Path
+    log: str
+
+    def password(self) -> str:
+        return json.loads(self.credentials.read_text())["password"]
+
+
+def home() -> Path:
+    """``cache_dir()/webui``: the app's venv, its data, its secret key and the admin's credentials."""
+    path = cache_dir() / "webui"
+    path.mkdir(parents=True, exist_ok=True)
+    if os.name != "nt":
+        path.chmod(0o700)  # the database and the key file are nobody else's business
+    return path
+
+
+def executable() -> Path:
+    scripts = "Scripts" if os.name == "nt" else "bin"
+    return home() / "venv" / scripts / ("open-webui.exe" if os.name == "nt" else "open-webui")
+
+
+def _venv_python() -> Path:
+    return home() / "venv" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _install_digest() -> str:
+    return f"{TORCH_PIN}\n{REQUIREMENTS.read_text(encoding='utf-8')}"
+
+
+def is_installed() -> bool:
+    stamp = home() / "venv" / ".installed"
+    return executable().is_file() and stamp.is_file() and stamp.read_text() == _install_digest()
+
+
+def install(progress: bool = True) -> float:
+    """Create the app's venv and pip-install Open WebUI into it (once); returns the seconds it took."""
+    with process.exclusive(home() / "install.lock", waiting_for="another Open WebUI install to finish"):
+        if is_installed():
+            return 0.0
+        start = time.perf_counter()
+        if not _venv_python().exists():
+            subprocess.run([sys.executable, "-m", "venv", str(home() / "venv")], check=True)
+        log = home() / "install.log"
+        index = ["--index-url", setting("torch_index")] if setting("torch_index") else []
+        _pip(["install", TORCH_PIN, *index], log, progress, "torch (CPU)")
+        _pip(["install", "-r", str(REQUIREMENTS), TORCH_PIN], log, progress, "open-webui")
+        (home() / "venv" / ".installed").write_text(_install_digest())
+        return time.perf_counter() - start
+
+
+def _pip(args: list, log: Path, progress: bool, what: str) -> None:
+    """pip in the app's venv, output appended to ``log``, a bar counting the packages it handles."""
+    from tqdm.auto import tqdm
+    cmd = [str(_venv_python()), "-m", "pip", "--disable-pip-version-check", *args]
+    with open(log, "a", encoding="utf-8") as out, tqdm(desc=f"pip {what}", unit=" pkg", disable=not progress) as bar:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+        try:
+            for line in proc.stdout:
+                out.write(line)
+                bar.update(line.startswith(("Collecting", "Requirement already satisfied")))
+        finally:  # Ctrl-C: pip must not go on writing into the venv behind our back
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+    if proc.returncode != 0:
+        tail = "".join(log.read_text(errors="replace").splitlines(True)[-10:])
+        raise WorkshopError(f"Installing {what} for Open WebUI failed (pip exit {proc.returncode}):\n{tail}",
+                            f"Read {log}; check that pip reaches PyPI, then run "
+                            "`python -m workshop_lib.apps.webui install` again.")
+
+
+def secret_key() -> str:
+    """Signs Open WebUI's session tokens: generated once, kept with mode 600 (else it writes one into
+    the current directory)."""
+    path = home() / "secret_key"
+    if not path.exists():
+        _write_private(path, secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def _write_private(path: Path, text: str) -> None:
+    write_atomic(path, text)
+    if os.name != "nt":
+        path.chmod(0o600)
+
+
+def settings(base_url: str, api_key, port: int) -> dict:
+    """Environment for ``open-webui serve``: our endpoint only, nothing fetched from the internet,
+    no extra model calls per message. Read at every start (persistent config off), so a new
+    endpoint port or backend applies the next time it starts."""
+    return {
+        "DATA_DIR": str(home() / "data"), "WEBUI_SECRET_KEY": secret_key(), "HF_HOME": str(home() / "hf"),
+        "ENABLE_PERSISTENT_CONFIG": "False",
+        "OPENAI_API_BASE_URL": base_url, "OPENAI_API_KEY": api_key or "not-needed",
+        "ENABLE_OPENAI_API": "True", "ENABLE_OLLAMA_API": "False", "ENABLE_DIRECT_CONNECTIONS": "True",
+        # offline: no embedding-model download at start, no version check, no telemetry
+        "OFFLINE_MODE": "True", "HF_HUB_OFFLINE": "1", "ENABLE_VERSION_UPDATE_CHECK": "False",
+        "RAG_EMBEDDING_ENGINE": "openai", "BYPASS_EMBEDDING_AND_RETRIEVAL": "True",
+        "ANONYMIZED_TELEMETRY": "False", "DO_NOT_TRACK": "True", "SCARF_NO_ANALYTICS": "True",
+        # about 36 built-in tool schemas (~6,600 tokens) would overflow a small model's context
+        "DEFAULT_MODEL_METADATA": json.dumps({"capabilities": {"builtin_tools": False}}),
+        # each of these adds a model call per message
+        **{f"ENABLE_{task}_GENERATION": "False" for task in
+           ("TITLE", "FOLLOW_UP", "TAGS", "AUTOCOMPLETE", "SEARCH_QUERY", "RETRIEVAL_QUERY")},
+        # authentication on; the first account (ours) becomes admin, nobody else may sign up
+        "WEBUI_AUTH": "True", "ENABLE_SIGNUP": "False", "ENABLE_COMMUNITY_SHARING": "False",
+        "CORS_ALLOW_ORIGIN": f"http://{HOST}:{port}",
+    }
+
+
+def start(lab=None, port=None, ready_timeout: float = 240, progress: bool = True) -> WebUI:
+    """Start Open WebUI on ``lab``'s endpoint (default: ``connect()``), or return the running one if it
+    already serves that endpoint; installs it first if needed."""
+    lab = lab or endpoint.connect(verbose=False)
+    api_key = lab.api_key
+    endpoint.list_models(lab.base_url, api_key)  # a down endpoint: say so now, not in the UI later
+    serving = {"endpoint": lab.base_url, "key_sha256": hashlib.sha256((api_key or "").encode()).hexdigest()}
+    if (record := process.running(NAME)) and all(record.extra.get(k) == v for k, v in serving.items()):
+        return _described(record, start_s=None)
+    stop()  # one serving another endpoint: restart it on this one
+    if not is_installed():
+        install(progress)
+    port = _free_port(port or setting("webui_port"))
+    url = f"http://{HOST}:{port}"
+    started = time.perf_counter()
+    record = process.start(NAME, [str(executable()), "serve", "--host", HOST, "--port", str(port)], port=port,
+                           health_url=f"{url}/health", log=home() / "open-webui.log",
+                           env={**_clean_environ(), **settings(lab.base_url, api_key, port)}, cwd=home(),
+                           ready_timeout=ready_timeout, extra=serving)
+    start_s = time.perf_counter() - started
+    try:
+        ensure_admin(url)
+    except BaseException:
+        stop()  # a UI nobody can sign in to is of no use: leave nothing running
+        raise
+    return _described(record, start_s)
+
+
+def _free_port(port) -> int:
+    try:
+        return choose_port(port)
+    except PortInUseError as exc:
+        raise PortInUseError(exc.problem, "Stop that program, or choose another port (`start(port=...)`, "
+                             "`--port`, WORKSHOP_WEBUI_PORT), or none: then any free port is used.") from None
+
+
+def _clean_environ() -> dict:
+    """This process's environment minus what would point Open WebUI's Python at the lessons' packages."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+
+
+def _described(record, start_s) -> WebUI:
+    return WebUI(f"http://{HOST}:{record.port}", record.pid, record.extra.get("endpoint", ""), start_s,
+                 ADMIN_EMAIL, home() / "admin.json", str(record.log))
+
+
+def ensure_admin(url: str) -> None:
+    """Create the admin account on a fresh database, with a generated password printed once."""
+    credentials = home() / "admin.json"
+    if credentials.exists():
+        try:
+            sign_in(url)
+            return
+        except WorkshopError:
+            pass  # the database was reset: sign up again below
+    password = secrets.token_urlsafe(18)
+    try:
+        _post(f"{url}/api/v1/auths/signup", {"name": "Workshop admin", "email": ADMIN_EMAIL, "password": password})
+    except WorkshopError as exc:  # accounts exist, but not the password we keep: only a reset helps
+        raise WorkshopError(f"Open WebUI already has accounts, and {credentials} does not hold a password "
+                            f"that signs in ({exc.problem}).",
+                            "Sign in with the password you have, or start afresh (this deletes its chats): "
+                            "`python -m workshop_lib.apps.webui reset`.") from exc
+    _write_private(credentials, json.dumps({"email": ADMIN_EMAIL, "password": password}))
+    print(f"Open WebUI admin account created. Sign in at {url} with\n  email:    {ADMIN_EMAIL}\n"
+          f"  password: {password}\n(shown once; kept in {credentials}, readable only by you)")
+
+
+def sign_in(url: str) -> str:
+    """A session token for the admin account (send it as ``Authorization: Bearer``)."""
+    creds = json.loads((home() / "admin.json").read_text())
+    return _post(f"{url}/api/v1/auths/signin", creds)["token"]
+
+
+def _post(url: str, body: dict, token=None) -> dict:
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    request = urllib.request.Request(url, json.dumps(body).encode(), headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            return json.load(resp)
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:300]
+        raise WorkshopError(f"Open WebUI refused {url} (HTTP {exc.code}): {detail}",
+                            f"Read {home() / 'open-webui.log'}; `python -m workshop_lib.apps.webui stop` "
+                            "then start again.") from exc
+
+
+def running():
+    """The running Open WebUI as a ``WebUI``, or None."""
+    record = process.running(NAME)
+    return _described(record, start_s=None) if record else None
+
+
+def stop() -> bool:
+    """Stop Open WebUI and everything it started; True if one was running."""
+    return process.stop(NAME)
+
+
+def reset() -> None:
+    """Stop it and delete its data (accounts, chats) and the admin's credentials; the install stays."""
+    stop()
+    shutil.rmtree(home() / "data", ignore_errors=True)
+    (home() / "admin.json").unlink(missing_ok=True)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workshop_lib.apps.webui", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["install", "start", "status", "stop", "reset"])
+    parser.add_argument("--port", type=int, help="default: WORKSHOP_WEBUI_PORT, else any free port")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "install":
+            print(f"Open WebUI installed in {home() / 'venv'} ({install():.0f} s)")
+        elif args.command == "start":
+            ui = start(port=args.port)
+            print(f"Open WebUI (pid {ui.pid}) at {ui.url}, on the endpoint {ui.endpoint}\n"
+                  f"sign in as {ui.email}; the password is in {ui.credentials}; log: {ui.log}")
+        elif args.command == "status":
+            ui = running()
+            print(f"running (pid {ui.pid}) at {ui.url}, on {ui.endpoint}" if ui else "not running")
+            return 0 if ui else 3
+        elif args.command == "stop":
+            print("stopped" if stop() else "Open WebUI was not running")
+        else:
+            reset()
+            print(f"Open WebUI stopped; its accounts and chats in {home() / 'data'} are deleted")
+    except WorkshopError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
