@@ -64,25 +64,25 @@ def require(name: str, root: Path = REPO_ROOT) -> None:
         return
     print(f"Installing what this lesson needs from {path.name} (once): {', '.join(missing[:6])}"
           + (" ..." if len(missing) > 6 else ""), flush=True)
-    run_pip(["install", *pip_options(path), "-r", str(path)], cache_dir() / f"pip-{name}.log")
+    run_pip(["install", *pip_options(path), "-r", str(path)], cache_dir() / f"pip-{name}.log", desc=f"pip {name}")
     importlib.invalidate_caches()  # let this kernel import what was just installed
 
 
-def run_pip(args: list, log: Path) -> None:
-    """Run pip in this interpreter, its output to ``log``, a bar counting the packages it handles."""
-    cmd = [sys.executable, "-m", "pip", "--disable-pip-version-check", *args]
-    with open(log, "w", encoding="utf-8") as out, tqdm(desc="pip", unit=" pkg") as bar:
+def run_pip(args: list, log: Path, python=None, desc: str = "pip", progress: bool = True) -> None:
+    """Run pip (of ``python``, default this interpreter), its output appended to ``log``, a bar
+    counting the packages it handles; a failure raises with the log's last lines."""
+    cmd = [str(python or sys.executable), "-m", "pip", "--disable-pip-version-check", *args]
+    with open(log, "a", encoding="utf-8") as out, tqdm(desc=desc, unit=" pkg", disable=not progress) as bar:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
         try:
             for line in proc.stdout:
                 out.write(line)
-                if line.startswith(("Collecting", "Requirement already satisfied")):
-                    bar.update(1)
+                bar.update(line.startswith(("Collecting", "Requirement already satisfied")))
         finally:  # Ctrl-C: pip must not go on writing into the environment behind our back
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
     if proc.returncode != 0:
         tail = "".join(log.read_text(encoding="utf-8", errors="replace").splitlines(True)[-10:])
-        raise WorkshopError(f"pip failed (exit {proc.returncode}):\n{tail}",
+        raise WorkshopError(f"pip failed (exit {proc.returncode}) while installing {desc.removeprefix('pip ')}:\n{tail}",
                             f"Read {log}; check that pip reaches PyPI, then run: {' '.join(cmd)}")

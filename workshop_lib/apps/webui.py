@@ -22,6 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import extras
 from ..config import cache_dir, setting, write_atomic
 from ..errors import PortInUseError, WorkshopError
 from ..runtime import endpoint, process
@@ -92,24 +93,13 @@ def install(progress: bool = True) -> float:
 
 
 def _pip(args: list, log: Path, progress: bool, what: str) -> None:
-    """pip in the app's venv, output appended to ``log``, a bar counting the packages it handles."""
-    from tqdm.auto import tqdm
-    cmd = [str(_venv_python()), "-m", "pip", "--disable-pip-version-check", *args]
-    with open(log, "a", encoding="utf-8") as out, tqdm(desc=f"pip {what}", unit=" pkg", disable=not progress) as bar:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
-        try:
-            for line in proc.stdout:
-                out.write(line)
-                bar.update(line.startswith(("Collecting", "Requirement already satisfied")))
-        finally:  # Ctrl-C: pip must not go on writing into the venv behind our back
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-    if proc.returncode != 0:
-        tail = "".join(log.read_text(errors="replace").splitlines(True)[-10:])
-        raise WorkshopError(f"Installing {what} for Open WebUI failed (pip exit {proc.returncode}):\n{tail}",
+    """pip in the app's venv; a failure names the command that retries the whole install."""
+    try:
+        extras.run_pip(args, log, python=_venv_python(), desc=f"pip {what}", progress=progress)
+    except WorkshopError as exc:
+        raise WorkshopError(f"Installing {what} for Open WebUI failed: {exc.problem}",
                             f"Read {log}; check that pip reaches PyPI, then run "
-                            "`python -m workshop_lib.apps.webui install` again.")
+                            "`python -m workshop_lib.apps.webui install` again.") from None
 
 
 def secret_key() -> str:
