@@ -1,8 +1,11 @@
+import itertools
 from types import SimpleNamespace
 
 import openai
 import pytest
 from conftest import needs_server
+
+from test_report import fake_requests
 
 from workshop_lib.measure import bench, report
 from workshop_lib.runtime import endpoint, server
@@ -30,41 +33,11 @@ def test_a_failed_request_becomes_a_row_not_a_traceback():
     assert row["status"] == "error" and "APIConnectionError" in row["error"]
 
 
-def fake_requests():
-    ok = [{"role": "slm", "model": "a", "status": "ok", "error": "", "ttft_s": t, "e2e_s": t + 1,
-           "tpot_s": 0.05, "decode_tps": 20.0, "completion_tokens": 21, "prompt_tokens": 30,
-           "itl_s": [0.05, 0.06], "concurrency": 1} for t in (0.1, 0.2, 0.3, 0.4, 1.5)]
-    failed = {"role": "slm", "model": "a", "status": "error", "error": "APIConnectionError: down",
-              "e2e_s": 0.01, "concurrency": 2}
-    import pandas as pd
-    return pd.DataFrame(ok + [failed])
-
-
-def test_summary_percentiles_are_ordered_and_skip_failures():
-    summary = report.summarize(fake_requests())
-    ttft = summary[summary["metric"] == "ttft_s"].iloc[0]
-    assert ttft["n"] == 5 and ttft["p50"] == pytest.approx(0.3)
-    assert ttft["p50"] <= ttft["p90"] <= ttft["p95"] <= ttft["p99"] <= 1.5
-
-
-def test_exports_load_back_with_the_same_numbers(tmp_path):
-    import pandas as pd
-    requests = fake_requests()
-    sweep = pd.DataFrame([{"role": "slm", "concurrency": 1, "aggregate_tps": 19.5}])
-    files = report.export(tmp_path, {"rounds": 1}, requests, sweep=sweep)
-    back = report.load_results(tmp_path)
-    assert back["config"] == {"rounds": 1}
-    by_level = report.summarize(requests, ("role", "model", "concurrency"))
-    pd.testing.assert_frame_equal(back["summary"], by_level, check_dtype=False)
-    assert back["sweep"]["aggregate_tps"].tolist() == [19.5]
-    assert pd.read_csv(files["requests"])["ttft_s"].dropna().tolist() == requests["ttft_s"].dropna().tolist()
-    assert "Failures: 1" in files["report"].read_text() and not list(tmp_path.glob("*.tmp"))
-
-
 @needs_server
 def test_a_server_killed_mid_sweep_gives_failed_rows_and_a_report(tmp_path, monkeypatch):
     info = server.start_server(home=tmp_path / "srv", aliases=["qwen2.5-coder-0.5b"], progress=False)
     monkeypatch.setenv("WORKSHOP_ENDPOINT", info.base_url)
+    monkeypatch.setenv("WORKSHOP_API_KEY", server.api_key())  # every server of this install uses this key
     lab = endpoint.connect(verbose=False)
     real_stream_once, done = bench.stream_once, []
 
@@ -82,8 +55,120 @@ def test_a_server_killed_mid_sweep_gives_failed_rows_and_a_report(tmp_path, monk
     finally:
         server.stop_server(tmp_path / "srv")
     failed = requests[requests["status"] == "error"]
-    assert len(requests) == 14 and 1 <= len(failed) <= 11  # the first requests finished, the rest failed
+    assert len(requests) == 14 and 1 <= len(failed) <= 12  # the first requests finished (after a warm-up), the rest failed
     assert (failed["error"].str.len() > 0).all()  # each failure says why
     assert levels["failed"].sum() == len(failed)
     files = report.export(tmp_path / "out", {"test": "kill"}, requests, sweep=levels)
     assert f"Failures: {len(failed)}" in files["report"].read_text()
+
+
+def test_without_usage_or_tokenizer_chunks_are_counted_and_labelled():
+    row = bench.timing_row("m", 0.0, [1.0, 1.5, 2.0], 2.0, None, None, "a b c", tokenizer=None)
+    assert row["completion_tokens"] == 3 and row["token_source"] == "chunks" and row["tokens_estimated"]
+
+
+class ServerThat:
+    """Stands in for a ``Connection``'s capability answers (the real ones are tested in test_capabilities)."""
+    def __init__(self, *capabilities, counter=None):
+        self.capabilities, self.counter, self.said = set(capabilities), counter, []
+
+    def supports(self, name, purpose=""):
+        if name not in self.capabilities:
+            self.said.append(name)
+        return name in self.capabilities
+
+    def token_counter(self, model):
+        return self.counter
+
+
+def test_the_plan_asks_the_server_not_to_cache_else_makes_prompts_unique():
+    plan = bench.plan_requests(ServerThat("prompt_cache_control", "streamed_usage"), ["m"])
+    assert plan.cache == "server-off" and plan.options("m")["extra_body"] == {"cache_prompt": False}
+    prompt = [{"role": "user", "content": "hi"}]
+    assert plan.request(prompt) == prompt
+    plan = bench.plan_requests(ServerThat("streamed_usage"), ["m"])
+    first, second = plan.request(prompt), plan.request(prompt)
+    assert plan.cache == "unique" and plan.options("m")["extra_body"] is None
+    assert first != second and first[0]["content"].endswith("hi") and prompt[0]["content"] == "hi"
+    assert bench.plan_requests(ServerThat(), ["m"], allow_cache=True).request(prompt) == prompt
+
+
+def test_the_plan_counts_tokens_with_a_tokenizer_where_usage_is_missing(capsys):
+    counter = len
+    plan = bench.plan_requests(ServerThat("prompt_cache_control", counter=counter), ["m"])
+    assert plan.options("m")["tokenizer"] is counter and "tokenizer" in capsys.readouterr().out
+    plan = bench.plan_requests(ServerThat("prompt_cache_control"), ["m"])
+    assert plan.options("m")["tokenizer"] is None and "stream chunks" in capsys.readouterr().out
+
+
+def steady_rows():
+    # two streams: A from 0 to 10 s, B from 0 to 4 s then C from 4 to 9 s; a token a second from TTFT (1 s) on
+    def row(start, end):
+        ttft, n = 1.0, int(end - start - 1) + 1
+        return {"status": "ok", "t_start_s": start, "ttft_s": ttft, "e2e_s": end - start,
+                "itl_s": [1.0] * (n - 1), "chunks": n, "completion_tokens": n, "decode_tps": 1.0}
+    return [row(0, 10), row(0, 4), row(4, 9)]
+
+
+def test_the_steady_window_runs_while_every_stream_generates():
+    rows = steady_rows()
+    assert bench.steady_window(rows, 2) == (1.0, 9.0)  # both first tokens at 1 s; C, the last, ends at 9 s
+    assert bench.tokens_in_window(rows, (1.0, 9.0)) == 9 + 4 + 5  # A's tokens at 1..9, B's at 1..4, C's at 5..9
+    level = bench.level_summary("slm", "m", 2, rows, wall=10.0)
+    assert level["aggregate_tps"] == pytest.approx(19 / 10) and level["steady_tps"] == pytest.approx(18 / 8)
+    assert bench.steady_window(rows[:1], 2) is None
+
+
+LONG_PROMPT = [{"role": "system", "content": "You summarize text in three bullet points."},
+               {"role": "user", "content": "Summarize: " + " ".join(
+                   ["Small language models trade some breadth of knowledge for speed and privacy."] * 6)}]
+
+
+@needs_server
+def test_repeated_identical_requests_are_timed_as_prefill_not_cache_hits():
+    """The benchmark's repeats of one prompt cost a prefill each (TTFT within 2x of the first request's);
+    the same repeats with the cache allowed are cache hits. Medians, since the machine may be shared."""
+    lab = endpoint.connect(verbose=False)
+    plan = bench.plan_requests(lab, [lab.slm]) if hasattr(lab, "supports") else bench.RequestPlan()
+
+    def repeats(plan):
+        rows = bench.run_prompts(lab, {"slm": lab.slm}, [bench.unique_messages(LONG_PROMPT, 0)], max_tokens=2,
+                                 rounds=5, warmup=0, plan=plan)
+        assert (rows["status"] == "ok").all(), rows["error"].tolist()
+        return rows, rows["ttft_s"].iloc[1:].median() / rows["ttft_s"].iloc[0]
+
+    rows, ratio = repeats(plan)
+    cached, cached_ratio = repeats(bench.RequestPlan("allowed"))
+    assert ratio >= 0.5, rows["ttft_s"].tolist()  # a prefill each time, not a cache hit
+    assert cached_ratio < ratio, (cached["ttft_s"].tolist(), rows["ttft_s"].tolist())
+    if rows["server_prompt_cached"].notna().all():  # llama-server says how much of each prompt it reused
+        assert (rows["server_prompt_cached"] <= 0.1 * rows["prompt_tokens"]).all()  # the template's start at most
+        assert (cached["server_prompt_cached"].iloc[1:] > 0.5 * cached["prompt_tokens"].iloc[1:]).all()
+
+
+class BreaksOnce:
+    """The real client, except that one request's stream breaks mid-way with an unexpected error."""
+    def __init__(self, client, broken=2):
+        self.real, self.calls, self.broken = client, itertools.count(1), broken
+        self.chat = SimpleNamespace(completions=SimpleNamespace(create=self.create))
+
+    def create(self, **kwargs):
+        call = next(self.calls)  # atomic: requests of a sweep level run in threads
+        stream = self.real.chat.completions.create(**kwargs)
+        if call != self.broken:
+            return stream
+
+        def broken_stream():
+            yield next(iter(stream))
+            raise ValueError("malformed server-sent event")
+        return broken_stream()
+
+
+@needs_server
+def test_a_sweep_with_one_broken_request_keeps_all_other_rows():
+    lab = endpoint.connect(verbose=False)
+    requests, levels = bench.sweep(BreaksOnce(lab.client), {"slm": lab.slm}, [bench.COUNTING_PROMPT],
+                                   levels=(1, 2), requests_per_slot=1, max_tokens=8)
+    assert len(requests) == 3 and (requests["status"] == "error").sum() == 1
+    assert "ValueError: malformed" in requests.loc[requests["status"] == "error", "error"].iloc[0]
+    assert levels["failed"].sum() == 1 and (levels["requests"] == [1, 2]).all()

@@ -1,5 +1,6 @@
 """Foundry Local for real: its web service (started by the SDK, as the `foundry` service would be) and
 the in-process runtime with a model converted from a shipped GGUF."""
+import dataclasses
 import importlib.util
 import os
 import stat
@@ -41,19 +42,54 @@ def test_attaching_to_a_service_without_the_model_says_which_command_to_type(fou
     monkeypatch.delenv("WORKSHOP_ENDPOINT", raising=False)
     monkeypatch.setenv("FOUNDRY_LOCAL_ENDPOINT", foundry_web_service)
     assert endpoint.list_models(endpoint.normalize_base_url(foundry_web_service)) == []  # offline: nothing loaded
-    with pytest.raises(UnknownModelError, match="foundry model run phi-4-mini"):
+    with pytest.raises(UnknownModelError, match="foundry model run "):
         endpoint.connect(verbose=False)
 
 
+def fake_foundry_cli(folder, output: str) -> None:
+    """A `foundry` command that prints ``output``, written in Python so it runs on every OS."""
+    script = folder / "foundry_cli.py"
+    script.write_text(f"print({output!r})\n")
+    posix = folder / "foundry"
+    posix.write_text(f"#!{sys.executable}\n" + script.read_text())
+    posix.chmod(posix.stat().st_mode | stat.S_IEXEC)
+    (folder / "foundry.cmd").write_text(f'@"{sys.executable}" "{script}" %*\r\n')  # what Windows runs
+
+
 def test_the_service_url_is_read_from_the_foundry_cli(foundry_web_service, monkeypatch, tmp_path):
-    cli = tmp_path / "foundry"  # prints what `foundry service status` prints while the service runs
-    cli.write_text(f"#!/bin/sh\necho 'Model management service is running on {foundry_web_service}/openai/status'\n")
-    cli.chmod(cli.stat().st_mode | stat.S_IEXEC)
+    # prints what `foundry service status` prints while the service runs
+    fake_foundry_cli(tmp_path, f"Model management service is running on {foundry_web_service}/openai/status")
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     for variable in endpoint.ENDPOINT_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
     backend, base_url, _ = endpoint.find_endpoint(start=False)
     assert backend == "foundry-service" and endpoint.list_models(base_url) == []
+
+
+def test_the_sdk_reuses_the_models_the_foundry_cli_downloaded(monkeypatch, tmp_path):
+    from workshop_lib.runtime import foundry
+
+    cli_cache = tmp_path / "cli-cache"
+    cli_cache.mkdir()
+    fake_foundry_cli(tmp_path, f"Cache directory path: {cli_cache}")  # like `foundry cache location`
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("WORKSHOP_FOUNDRY_CACHE_DIR", raising=False)
+    assert foundry.model_cache_dir()[0] == cli_cache
+    monkeypatch.setenv("WORKSHOP_FOUNDRY_CACHE_DIR", str(tmp_path / "mine"))
+    assert foundry.model_cache_dir() == (tmp_path / "mine", "set by WORKSHOP_FOUNDRY_CACHE_DIR")
+
+
+def test_byom_says_what_is_missing_when_the_gguf_packages_are_absent(fake_model, monkeypatch, tmp_path):
+    from workshop_lib.runtime import convert, foundry
+
+    spec = fake_model()
+    assert foundry.byom_missing("tiny") == ""  # its part packages are installed
+    absent = dataclasses.replace(spec.parts[0], module="not_installed_part_pkg", package="not-installed-part-pkg==1")
+    monkeypatch.setattr(foundry.models, "get_spec", lambda alias: dataclasses.replace(spec, parts=(absent,)))
+    assert "not installed" in foundry.byom_missing("tiny") and "pip install" in foundry.byom_missing("tiny")
+    (convert.onnx_dir("tiny")).mkdir(parents=True)
+    (convert.onnx_dir("tiny") / "genai_config.json").write_text("{}")
+    assert foundry.byom_missing("tiny") == ""  # already converted: the GGUF is not needed
 
 
 @needs_converter

@@ -5,21 +5,28 @@ Every figure of a request comes from that one streamed call, timed with ``time.p
 - TTFT (time to first token) = first chunk whose content is non-empty - request start
 - e2e latency = last chunk - request start
 - completion / prompt tokens = the server's ``usage`` (asked with ``include_usage``); a server that
-  sends none is counted with the model's tokenizer instead and the row is flagged ``tokens_estimated``
+  sends none is counted with the model's tokenizer (``token_source == "tokenizer"``), or, where no
+  tokenizer is reachable, as stream chunks (``token_source == "chunks"``), never silently
 - TPOT (time per output token) = (e2e - TTFT) / (completion_tokens - 1): the first token is paid by TTFT
 - decode tokens/s = 1 / TPOT
 - ITL (inter-token latency) = the gaps between successive content chunks, TTFT excluded
 
-``total_tokens / e2e`` is *not* a speed: it adds the prompt tokens (read in one fast batch) to the
-output tokens (written one at a time) and divides by a time that includes the wait for the first token.
+TTFT is the prompt's *prefill* only if the server computed the prompt. llama-server (and llama-cpp-python)
+keep the previous prompt's KV cache and reuse its longest common prefix: a repeated prompt then costs
+almost nothing. ``RequestPlan`` therefore switches that cache off per request where the server allows
+(llama-server's ``cache_prompt: false``) and otherwise makes every prompt unique at its first token.
+
+``total_tokens / e2e`` is *not* a speed: it adds the prompt tokens (read in one batch) to the output
+tokens (written one at a time) and divides by a time that includes the wait for the first token.
 """
 import argparse
+import itertools
 import json
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
-import httpx
-import openai
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -29,17 +36,18 @@ from ..datasets import load_prompts
 from ..runtime.endpoint import connect
 
 
-def stream_once(client, model: str, messages: list, max_tokens: int = 128,
-                temperature: float = 0.0, on_text=None, tokenizer=None) -> dict:
+def stream_once(client, model: str, messages: list, max_tokens: int = 128, temperature: float = 0.0,
+                on_text=None, tokenizer=None, extra_body=None) -> dict:
     """Send one streamed chat request; return its timings, token counts and text as one row.
 
-    Never raises for a failed request: the row's ``status`` says what went wrong. ``on_text(piece)``
-    is called as text arrives; ``tokenizer(text)`` counts tokens when the server sends no usage."""
+    Never raises for a failed request (HTTP error, malformed stream, an error in ``on_text``): the row's
+    ``status`` and ``error`` say what went wrong. ``tokenizer(text)`` counts tokens when the server sends
+    no usage; ``extra_body`` adds server-specific fields such as ``{"cache_prompt": False}``."""
     start, arrivals, pieces, usage, timings = time.perf_counter(), [], [], None, None
     try:
         stream = client.chat.completions.create(
             model=model, messages=messages, max_tokens=max_tokens, temperature=temperature,
-            stream=True, stream_options={"include_usage": True})
+            stream=True, stream_options={"include_usage": True}, extra_body=extra_body)
         for chunk in stream:
             usage = chunk.usage or usage
             timings = (chunk.model_extra or {}).get("timings") or timings  # llama-server's own figures
@@ -49,10 +57,16 @@ def stream_once(client, model: str, messages: list, max_tokens: int = 128,
                 pieces.append(piece)
                 if on_text:
                     on_text(piece)
-    except (openai.APIError, httpx.HTTPError) as exc:
-        return {"model": model, "status": "error", "error": f"{type(exc).__name__}: {exc}"[:300],
-                "e2e_s": time.perf_counter() - start, "text": "".join(pieces)}
-    return timing_row(model, start, arrivals, time.perf_counter(), usage, timings, "".join(pieces), tokenizer)
+        end = time.perf_counter()
+        return timing_row(model, start, arrivals, end, usage, timings, "".join(pieces), tokenizer)
+    except Exception as exc:  # one bad request must not end a benchmark; Ctrl-C still does
+        return error_row(model, start, exc, "".join(pieces))
+
+
+def error_row(model: str, start: float, exc: BaseException, text: str = "") -> dict:
+    """The row of a request that failed: its reason, and how long it took to fail."""
+    return {"model": model, "status": "error", "error": f"{type(exc).__name__}: {exc}"[:300],
+            "e2e_s": time.perf_counter() - start, "text": text}
 
 
 def timing_row(model, start, arrivals, end, usage, timings, text, tokenizer) -> dict:
@@ -60,113 +74,270 @@ def timing_row(model, start, arrivals, end, usage, timings, text, tokenizer) -> 
 
     ``arrivals`` are the times text chunks arrived; ``usage`` has ``completion_tokens`` and
     ``prompt_tokens`` or is None; ``timings`` is llama-server's own timings object or None."""
-    completion = usage.completion_tokens if usage else (tokenizer(text) if tokenizer else len(arrivals))
+    if usage is not None:
+        completion, source = usage.completion_tokens, "usage"
+    elif tokenizer is not None:
+        completion, source = tokenizer(text), "tokenizer"
+    else:
+        completion, source = len(arrivals), "chunks"
+    timings = timings or {}
     ttft = arrivals[0] - start if arrivals else None
     tpot = (end - arrivals[0]) / (completion - 1) if arrivals and completion > 1 else None
     return {
         "model": model, "status": "ok", "error": "", "ttft_s": ttft, "e2e_s": end - start,
         "tpot_s": tpot, "decode_tps": 1 / tpot if tpot else None, "completion_tokens": completion,
-        "prompt_tokens": usage.prompt_tokens if usage else None, "tokens_estimated": usage is None,
-        "itl_s": [b - a for a, b in zip(arrivals, arrivals[1:])], "chunks": len(arrivals),
-        "server_decode_tps": (timings or {}).get("predicted_per_second"), "text": text,
+        "prompt_tokens": usage.prompt_tokens if usage else None, "token_source": source,
+        "tokens_estimated": source != "usage", "itl_s": [b - a for a, b in zip(arrivals, arrivals[1:])],
+        "chunks": len(arrivals), "server_decode_tps": timings.get("predicted_per_second"),
+        "server_prefill_tps": timings.get("prompt_per_second"),
+        "server_prompt_computed": timings.get("prompt_n"), "server_prompt_cached": timings.get("cache_n"),
+        "text": text,
     }
 
 
-def llama_server_tokenizer(base_url: str, model: str):
+def llama_server_tokenizer(base_url: str, model: str, api_key=None):
     """A token counter that asks llama-server's ``/tokenize`` (the fallback when usage is missing)."""
     root = base_url.removesuffix("/v1")
 
     def count(text: str) -> int:
-        return len(server.post_json(f"{root}/tokenize", {"model": model, "content": text})["tokens"])
+        return len(server.post_json(f"{root}/tokenize", {"model": model, "content": text}, api_key)["tokens"])
     return count
 
 
-def run_prompts(client, models: dict, prompts: list, max_tokens: int = 128, rounds: int = 1,
-                warmup: int = 1) -> pd.DataFrame:
+@dataclass
+class RequestPlan:
+    """How a benchmark sends and counts its requests, decided once per run from what the server can do.
+
+    ``cache`` is "server-off" (the server is asked not to reuse cached prompts), "unique" (each prompt
+    starts with a unique tag, so no cached prefix matches), or "allowed" (cache hits on purpose)."""
+    cache: str = "unique"
+    extra_body: dict = None
+    tokenizers: dict = field(default_factory=dict)  # model -> counter, only where usage is missing
+    counter: itertools.count = field(default_factory=itertools.count)
+
+    def request(self, messages: list) -> list:
+        """The messages to send for one request under this plan."""
+        return unique_messages(messages, next(self.counter)) if self.cache == "unique" else messages
+
+    def options(self, model: str) -> dict:
+        """Keyword arguments for ``stream_once``."""
+        return {"extra_body": self.extra_body, "tokenizer": self.tokenizers.get(model)}
+
+
+def unique_messages(messages: list, n: int) -> list:
+    """A copy whose first message starts with a unique tag: prefix caches match from the first token
+    on, so this one differs from every earlier prompt (it adds about ten tokens to the prompt). What a
+    chat template puts before the first message (Qwen's default system prompt when there is no system
+    message) is still shared, so benchmark prompts start with a system message."""
+    first = dict(messages[0], content=f"[{uuid.uuid4().hex[:8]} #{n}] {messages[0]['content']}")
+    return [first, *messages[1:]]
+
+
+def plan_requests(target, model_ids, allow_cache: bool = False, verbose: bool = True) -> RequestPlan:
+    """Decide, once, how requests to ``target`` (a ``Connection``, or a bare OpenAI client) keep TTFT a
+    prefill and count tokens. Prints one sentence for each thing the server cannot do."""
+    say = print if verbose else (lambda *_: None)
+    if not hasattr(target, "supports"):  # a bare client: we know nothing about the server
+        say("Unknown server: each prompt gets a unique first token so no cached prefix is reused, and tokens "
+            "are taken from usage, or counted as stream chunks (token_source='chunks') where it sends none.")
+        return RequestPlan("allowed" if allow_cache else "unique")
+    if allow_cache:
+        plan = RequestPlan("allowed")
+    elif target.supports("prompt_cache_control", "switching prompt caching off per request"):
+        plan = RequestPlan("server-off", {"cache_prompt": False})
+    else:
+        say("Instead, each prompt starts with a unique tag, so no request reuses an earlier one's cache.")
+        plan = RequestPlan("unique")
+    if not target.supports("streamed_usage", "reading token counts from the stream"):
+        for model in model_ids:
+            if counter := target.token_counter(model):
+                plan.tokenizers[model] = counter
+        missing = [m for m in model_ids if m not in plan.tokenizers]
+        say("Tokens are counted with each model's tokenizer instead (token_source='tokenizer')." if not missing
+            else f"No tokenizer reachable for {', '.join(missing)}: its tokens are counted as stream chunks "
+                 "(token_source='chunks'), which can differ from real tokens.")
+    return plan
+
+
+def client_of(target):
+    """The OpenAI client of a ``Connection``, or the client itself."""
+    return getattr(target, "client", target)
+
+
+def run_prompts(target, models: dict, prompts: list, max_tokens: int = 128, rounds: int = 1,
+                warmup: int = 1, plan: RequestPlan = None) -> pd.DataFrame:
     """Each prompt ``rounds`` times on each ``{label: model_id}``, one request at a time, after
-    ``warmup`` untimed requests per model (the first request also pays for loading the model)."""
-    rows = []
+    ``warmup`` untimed requests per model (the first request also pays for loading the model).
+
+    ``target`` is a ``Connection`` (``wl.connect()``) or an OpenAI client; ``plan`` defaults to
+    ``plan_requests(target, ...)``: no cache hits, tokens counted the best way the server allows."""
+    plan = plan or plan_requests(target, list(models.values()))
+    client, rows = client_of(target), []
     for label, model in models.items():
         for _ in range(warmup):
-            stream_once(client, model, prompts[0], max_tokens=8)
+            stream_once(client, model, plan.request(prompts[0]), max_tokens=8, **plan.options(model))
         jobs = [(r, i) for r in range(rounds) for i in range(len(prompts))]
         for r, i in tqdm(jobs, desc=label):
-            row = stream_once(client, model, prompts[i], max_tokens=max_tokens)
-            rows.append({"role": label, "prompt": i, "round": r, "concurrency": 1, **row})
+            row = stream_once(client, model, plan.request(prompts[i]), max_tokens=max_tokens, **plan.options(model))
+            rows.append({"phase": "rounds", "role": label, "prompt": i, "round": r, "concurrency": 1,
+                         "cache": plan.cache, **row})
     return pd.DataFrame(rows)
 
 
-def run_concurrent(client, model: str, prompts: list, concurrency: int, requests: int,
-                   max_tokens: int = 128) -> tuple:
+def run_concurrent(target, model: str, prompts: list, concurrency: int, requests: int,
+                   max_tokens: int = 128, plan: RequestPlan = None) -> tuple:
     """``requests`` streamed requests, ``concurrency`` of them in flight at once.
 
-    Returns ``(rows, wall_s)``; aggregate output tokens/s = sum(completion_tokens) / wall_s."""
+    Returns ``(rows, wall_s)``; each row has ``t_start_s``, its start relative to the first request.
+    A request that fails in any way becomes a row with its reason; the others are kept."""
+    plan = plan or plan_requests(target, [model], verbose=False)
+    client = client_of(target)
+
+    def one(i):
+        t0 = time.perf_counter()
+        try:
+            row = stream_once(client, model, plan.request(prompts[i % len(prompts)]), max_tokens, **plan.options(model))
+        except Exception as exc:  # stream_once catches its own errors; this guards anything around it
+            row = error_row(model, t0, exc)
+        return {"prompt": i % len(prompts), "t_start_s": t0 - start, **row}
+
     with ThreadPoolExecutor(concurrency) as pool:
         start = time.perf_counter()
-        futures = [pool.submit(stream_once, client, model, prompts[i % len(prompts)], max_tokens)
-                   for i in range(requests)]
-        rows = [{"prompt": i % len(prompts), **f.result()} for i, f in enumerate(futures)]
+        rows = list(pool.map(one, range(requests)))
     return rows, time.perf_counter() - start
 
 
-def sweep(client, models: dict, prompts: list, levels=(1, 2, 4, 8), requests_per_slot: int = 2,
-          max_tokens: int = 128) -> tuple:
+def steady_window(rows: list, concurrency: int):
+    """``(t_from, t_to)``: the stretch of a sweep level during which all ``concurrency`` streams were
+    producing tokens, from the moment the last of the first wave got its first token to the first moment
+    a slot fell idle for good (the end of the (n - concurrency + 1)-th request to finish). None if empty."""
+    ok = [r for r in rows if r["status"] == "ok" and r["ttft_s"] is not None]
+    if len(ok) < concurrency:
+        return None
+    firsts = sorted(r["t_start_s"] + r["ttft_s"] for r in ok)
+    ends = sorted(r["t_start_s"] + r["e2e_s"] for r in ok)
+    t_from, t_to = firsts[concurrency - 1], ends[len(ok) - concurrency]
+    return (t_from, t_to) if t_to > t_from else None
+
+
+def tokens_in_window(rows: list, window) -> float:
+    """Output tokens produced inside ``window``: each request's chunk arrivals, scaled to its token count."""
+    total = 0.0
+    for r in rows:
+        if r["status"] != "ok" or not r["chunks"]:
+            continue
+        first = r["t_start_s"] + r["ttft_s"]
+        arrivals = list(itertools.accumulate(r["itl_s"], initial=first))
+        inside = sum(window[0] <= t <= window[1] for t in arrivals)
+        total += inside * r["completion_tokens"] / r["chunks"]
+    return total
+
+
+def level_summary(label: str, model: str, level: int, rows: list, wall: float) -> dict:
+    """One sweep level: throughput over the whole wall time and over the steady-state window."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    window = steady_window(rows, level)
+    steady = tokens_in_window(rows, window) / (window[1] - window[0]) if window else None
+    per_stream = pd.Series([r["decode_tps"] for r in ok], dtype=float).median()
+    return {"role": label, "model": model, "concurrency": level, "requests": len(rows),
+            "failed": len(rows) - len(ok), "output_tokens": sum(r["completion_tokens"] for r in ok),
+            "wall_s": wall, "aggregate_tps": sum(r["completion_tokens"] for r in ok) / wall,
+            "steady_window_s": window[1] - window[0] if window else None, "steady_tps": steady,
+            "per_stream_tps": per_stream}
+
+
+def sweep(target, models: dict, prompts: list, levels=(1, 2, 4, 8), requests_per_slot: int = 2,
+          max_tokens: int = 128, plan: RequestPlan = None) -> tuple:
     """Throughput against concurrency for each ``{label: model_id}``.
 
-    Returns ``(rows, levels_df)``: every request, and one line per model and level with the
-    aggregate output tokens/s and the wall time. Failed requests stay in ``rows`` with their reason."""
+    Returns ``(rows, levels_df)``: every request (phase "sweep"), and one line per model and level with
+    the aggregate output tokens/s over the wall time and over the steady window (``level_summary``).
+    Failed requests stay in ``rows`` with their reason, and the levels count them."""
+    plan = plan or plan_requests(target, list(models.values()))
     rows, levels_out = [], []
     jobs = [(label, model, level) for label, model in models.items() for level in levels]
     for label, model, level in tqdm(jobs, desc="concurrency sweep"):
-        level_rows, wall = run_concurrent(client, model, prompts, level, level * requests_per_slot,
-                                          max_tokens)
-        rows += [{"role": label, "concurrency": level, **r} for r in level_rows]
-        ok = [r for r in level_rows if r["status"] == "ok"]
-        levels_out.append({"role": label, "model": model, "concurrency": level, "wall_s": wall,
-                           "requests": len(level_rows), "failed": len(level_rows) - len(ok),
-                           "output_tokens": sum(r["completion_tokens"] for r in ok),
-                           "aggregate_tps": sum(r["completion_tokens"] for r in ok) / wall})
+        if level == levels[0]:  # untimed: a server that swaps models loads this one now, not during a level
+            stream_once(client_of(target), model, plan.request(prompts[0]), max_tokens=4, **plan.options(model))
+        level_rows, wall = run_concurrent(target, model, prompts, level, level * requests_per_slot,
+                                          max_tokens, plan)
+        rows += [{"phase": "sweep", "role": label, "concurrency": level, "cache": plan.cache, **r}
+                 for r in level_rows]
+        levels_out.append(level_summary(label, model, level, level_rows, wall))
     return pd.DataFrame(rows), pd.DataFrame(levels_out)
 
 
-def benchmark(client, models: dict, prompts: list, rounds: int = 3, warmup: int = 1,
-              max_tokens: int = 64, levels=(1, 2, 4, 8), requests_per_slot: int = 2) -> dict:
-    """The whole lab-03 run: sequential rounds, then the concurrency sweep, then server memory.
+# The sweep's request: its answer always runs to max_tokens, so every level does the same work per request
+SWEEP_PROMPT = [{"role": "system", "content": "You are a patient assistant."},
+                {"role": "user", "content": "Count from 1 to 300, separated by spaces."}]
 
-    Returns DataFrames ``requests`` (every request, sequential and concurrent), ``sweep`` (one line
-    per model and concurrency level) and ``memory`` (RSS of each model's server process, if local)."""
-    sequential = run_prompts(client, models, prompts, max_tokens, rounds, warmup)
-    concurrent, levels_df = sweep(client, models, prompts, levels, requests_per_slot, max_tokens)
-    memory = pd.DataFrame([{"role": label, "model": model, "server_rss_mb": server.model_rss_mb(model)}
+
+def benchmark(target, models: dict, prompts: list, rounds: int = 3, warmup: int = 1,
+              max_tokens: int = 64, levels=(1, 2, 4, 8), requests_per_slot: int = 2,
+              sweep_prompts=(SWEEP_PROMPT,)) -> dict:
+    """The whole lab-03 run: sequential rounds over ``prompts``, then the concurrency sweep over
+    ``sweep_prompts`` (by default one prompt whose answer fills ``max_tokens``, so levels compare equal
+    work), then server memory.
+
+    Returns DataFrames ``requests`` (every request; ``phase`` tells rounds from sweep), ``sweep`` (one
+    line per model and concurrency level) and ``memory`` (RSS of each model's server process, where
+    the server runs on this machine and we can see it)."""
+    plan = plan_requests(target, list(models.values()))
+    sequential = run_prompts(target, models, prompts, max_tokens, rounds, warmup, plan)
+    concurrent, levels_df = sweep(target, models, list(sweep_prompts), levels, requests_per_slot, max_tokens, plan)
+    local = getattr(target, "supports", None) and target.supports("process_memory", "reading the server's memory")
+    memory = pd.DataFrame([{"role": label, "model": model,
+                            "server_rss_mb": server.model_rss_mb(model) if local else None}
                            for label, model in models.items()])
-    requests = pd.concat([sequential.assign(phase="rounds"), concurrent.assign(phase="sweep")],
-                         ignore_index=True)
-    return {"requests": requests, "sweep": levels_df,
-            "memory": memory}
+    requests = pd.concat([sequential, concurrent], ignore_index=True)
+    return {"requests": requests, "sweep": levels_df, "memory": memory}
 
 
-COUNTING_PROMPT = [{"role": "user", "content": "Count from 1 to 300, separated by spaces."}]
+def copy_bandwidth_gbs(megabytes: int = 256, repeats: int = 3) -> float:
+    """How fast one core copies memory, in GB/s (bytes read plus bytes written, best of ``repeats``).
+
+    A rough yardstick for lesson 03's exercise: several cores together reach more, up to the memory's
+    own limit, so a model may read its weights faster than this."""
+    import numpy as np
+
+    source = np.ones(megabytes * 2**20 // 8)
+    target = np.empty_like(source)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.copyto(target, source)
+        best = min(best, time.perf_counter() - start)
+    return 2 * source.nbytes / best / 1e9
+
+
+COUNTING_PROMPT = [{"role": "user", "content": "Count from 1 to 300, separated by spaces."}]  # for decode only
 
 
 def harness_overhead(lab, role: str = "slm", n_gen: int = 64, rounds: int = 3) -> dict:
     """Decode tokens/s three ways for the same model and threads: this HTTP harness, the server's own
     ``timings``, and ``llama-bench`` (no HTTP at all). Ratios near 1 mean client numbers are trusted.
 
+    Only the parts the server allows are run: without ``timings`` there is no server figure, and
+    llama-bench runs only next to the embedded server (same model file, same threads).
     The harness and llama-bench take turns, round by round, so that a machine that speeds up or
     slows down during the check (laptops and shared hosts do) affects both alike."""
     model = lab.models[role]
     local = lab.backend == "embedded" and model in models.load_registry()
-    stream_once(lab.client, model, COUNTING_PROMPT, max_tokens=8)  # load the model first
+    has_timings = lab.supports("timings", "comparing with the server's own decode speed")
+    plan = plan_requests(lab, [model], verbose=False)
+    stream_once(lab.client, model, COUNTING_PROMPT, max_tokens=8, **plan.options(model))  # load the model first
     rows, bench_tps = [], []
     for _ in tqdm(range(rounds), desc="harness vs llama-bench" if local else "harness"):
-        rows.append(stream_once(lab.client, model, COUNTING_PROMPT, max_tokens=n_gen))
+        rows.append(stream_once(lab.client, model, plan.request(COUNTING_PROMPT), max_tokens=n_gen,
+                                **plan.options(model)))
         if local:
             bench_tps.append(llamacpp.llama_bench(models.get_spec(model).path, server.threads(), n_prompt=0,
                                                   n_gen=n_gen, repetitions=1)["tg_tps"])
     rows = pd.DataFrame(rows)
-    result = {"model": model, "rounds": rounds, "harness_tps": rows["decode_tps"].median(),
-              "server_tps": rows["server_decode_tps"].median()}
-    result["harness/server"] = result["harness_tps"] / result["server_tps"]
+    result = {"model": model, "rounds": rounds, "harness_tps": rows["decode_tps"].median()}
+    if has_timings:
+        result["server_tps"] = rows["server_decode_tps"].median()
+        result["harness/server"] = result["harness_tps"] / result["server_tps"]
     if local:
         result["llama_bench_tps"] = float(pd.Series(bench_tps).median())
         result["harness/llama-bench"] = result["harness_tps"] / result["llama_bench_tps"]
@@ -191,7 +362,7 @@ def main(argv=None) -> int:
             print(json.dumps(harness_overhead(lab, role, args.max_tokens, args.rounds), indent=1))
         return 0
     chosen = {r: lab.models.get(r, r) for r in args.roles}
-    result = benchmark(lab.client, chosen, load_prompts(args.prompts), args.rounds, args.warmup,
+    result = benchmark(lab, chosen, load_prompts(args.prompts), args.rounds, args.warmup,
                        args.max_tokens, tuple(args.concurrency))
     config = {**vars(args), "backend": lab.backend, "models": chosen}
     files = report.export(args.out, config, **result)

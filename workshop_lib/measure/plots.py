@@ -1,66 +1,114 @@
-"""Charts the notebooks share, so every lesson shows comparable numbers the same way."""
+"""Charts the notebooks share, so every lesson shows comparable numbers the same way.
+
+Panels go in a grid of at most two columns, so each stays wide enough to read in JupyterLab.
+"""
+import math
+
 import matplotlib.pyplot as plt
+import numpy as np
+
+COLORS = plt.cm.tab10.colors
 
 
 def plot_metrics(df, metrics: dict, by: str = "role", title: str = ""):
     """One bar panel per metric: the mean per ``by`` group, with min-max whiskers.
 
     ``metrics`` maps a column to its axis label, e.g. ``{"ttft_s": "TTFT (s)"}``. Taught in 00."""
-    fig, panels = _panels(metrics, height=3.4)
+    fig, panels = _grid(metrics, height=3.2)
     for ax, (column, label) in panels:
         stats = df.groupby(by)[column].agg(["mean", "min", "max"])
         errors = [stats["mean"] - stats["min"], stats["max"] - stats["mean"]]
-        ax.bar(stats.index.astype(str), stats["mean"], yerr=errors, capsize=4,
-               color=plt.cm.tab10.colors[: len(stats)])
+        ax.bar(stats.index.astype(str), stats["mean"], yerr=errors, capsize=4, color=COLORS[: len(stats)])
         ax.set_title(label)
-    return _finish(fig, panels, title)
+        ax.grid(axis="y", alpha=0.3)
+    return _finish(fig, title)
 
 
-def plot_distributions(df, metrics: dict, by: str = "role", title: str = ""):
-    """One box plot per metric, a box per ``by`` group, every request drawn as a dot (taught in 03).
+def plot_distributions(df, metrics: dict, by: str = "role", title: str = "", log=None):
+    """One ECDF panel per metric, a line per ``by`` group (taught in 03).
 
-    Boxes show the middle half of the requests and the median; dots show what a box hides."""
-    fig, panels = _panels(metrics, height=3.6)
-    groups = sorted(df[by].dropna().unique())
+    An ECDF puts every request on the curve: read the median at 0.5 on the y axis and the slow tail at
+    the top right, where histograms and boxes hide it. The x axis turns logarithmic when a metric spans
+    more than a factor of 10 (``log=True``/``False`` forces it)."""
+    fig, panels = _grid(metrics, height=3.2)
     for ax, (column, label) in panels:
-        data = [df.loc[df[by] == g, column].dropna().astype(float) for g in groups]
-        ax.boxplot(data, showfliers=False)
-        ax.set_xticks(range(1, len(groups) + 1), [str(g) for g in groups])
-        for i, values in enumerate(data, start=1):
-            ax.plot([i] * len(values), values, ".", alpha=0.5, color=plt.cm.tab10.colors[i - 1])
-        ax.set_title(label)
-    return _finish(fig, panels, title)
+        groups = {str(g): df.loc[df[by] == g, column].dropna().astype(float).to_numpy()
+                  for g in sorted(df[by].dropna().unique())}
+        draw_ecdf(ax, groups, label, log)
+    return _finish(fig, title)
+
+
+def draw_ecdf(ax, groups: dict, label: str, log=None) -> None:
+    """Step curves of the share of requests at or below each value, one per ``{name: values}``."""
+    values = np.concatenate([v for v in groups.values() if len(v)] or [np.array([])])
+    positive = values[values > 0]
+    if log is None:
+        log = len(positive) > 1 and positive.max() / positive.min() > 10
+    for color, (name, v) in zip(COLORS, groups.items()):
+        v = np.sort(v[v > 0] if log else v)
+        if len(v):
+            share = np.arange(1, len(v) + 1) / len(v)
+            ax.step(v, share, where="post", color=color, label=f"{name} (n={len(v)})")
+            if len(v) <= 30:  # few requests: show each one
+                ax.plot(v, share, ".", color=color)
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel(label + (" (log scale)" if log else ""))
+    ax.set_ylabel("share of requests ≤ x")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="small")
 
 
 def plot_sweep(levels, requests, by: str = "role"):
-    """Aggregate output tokens/s and median request latency against concurrency (taught in 03)."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
-    ok = requests[(requests["status"] == "ok") & requests["concurrency"].notna()]
-    for name, group in levels.groupby(by):
-        left.plot(group["concurrency"], group["aggregate_tps"], "o-", label=str(name))
-        latency = ok[ok[by] == name].groupby("concurrency")["e2e_s"].median()
-        right.plot(latency.index, latency.values, "o-", label=str(name))
-    levels_seen = sorted(levels["concurrency"].unique())
-    for ax, label in ((left, "aggregate output tokens/s"), (right, "median request latency (s)")):
+    """Concurrency sweep in a 2x2 grid (taught in 03): aggregate output tokens/s against the ideal of
+    perfect scaling, tokens/s each stream gets, median TTFT and median request latency.
+
+    Only the sweep's own requests are used: the sequential rounds never enter the concurrency-1 point."""
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6.4))
+    (agg, per_stream), (ttft, latency) = axes
+    runs = requests[(requests["status"] == "ok") & (requests.get("phase", "sweep") == "sweep")]
+    for color, (name, group) in zip(COLORS, levels.groupby(by)):
+        group = group.sort_values("concurrency")
+        one = group.loc[group["concurrency"] == group["concurrency"].min()]
+        agg.plot(group["concurrency"], group["aggregate_tps"], "o-", color=color, label=f"{name}, whole run")
+        if group["steady_tps"].notna().any():
+            agg.plot(group["concurrency"], group["steady_tps"], "s--", color=color, alpha=0.7,
+                     label=f"{name}, steady window")
+        if len(one):  # what N streams would give if each kept the speed of one
+            base = one["aggregate_tps"].iloc[0] / one["concurrency"].iloc[0]
+            agg.plot(group["concurrency"], base * group["concurrency"], ":", color=color, label=f"{name}, ideal")
+        per_stream.plot(group["concurrency"], group["per_stream_tps"], "o-", color=color, label=str(name))
+        mine = runs[runs[by] == name].groupby("concurrency")
+        ttft.plot(mine["ttft_s"].median().index, mine["ttft_s"].median().values, "o-", color=color, label=str(name))
+        latency.plot(mine["e2e_s"].median().index, mine["e2e_s"].median().values, "o-", color=color,
+                     label=str(name))
+    seen = sorted(levels["concurrency"].unique())
+    titles = ["aggregate output tokens/s", "decode tokens/s per stream (median)", "median TTFT (s)",
+              "median request latency (s)"]
+    for ax, name in zip(axes.flat, titles):
         ax.set_xlabel("concurrent streams")
         ax.set_xscale("log", base=2)
-        ax.set_xticks(levels_seen, [str(level) for level in levels_seen])
-        ax.set_title(label)
+        ax.set_xticks(seen, [str(level) for level in seen])
+        ax.set_title(name)
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize="small")
     fig.tight_layout()
     return fig
 
 
-def _panels(metrics: dict, height: float):
-    """A row of panels, one per metric, paired with ``(column, label)``."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), height), squeeze=False)
-    return fig, list(zip(axes[0], metrics.items()))
+def _grid(metrics: dict, height: float):
+    """Panels in rows of two, paired with ``(column, label)``; unused cells are hidden."""
+    columns = min(2, len(metrics))
+    rows = math.ceil(len(metrics) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, height * rows), squeeze=False)
+    flat = list(axes.flat)
+    for ax in flat[len(metrics):]:
+        ax.set_visible(False)
+    return fig, list(zip(flat, metrics.items()))
 
 
-def _finish(fig, panels, title: str):
-    for ax, _ in panels:
-        ax.grid(axis="y", alpha=0.3)
+def _finish(fig, title: str):
     if title:
         fig.suptitle(title)
     fig.tight_layout()

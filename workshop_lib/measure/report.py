@@ -15,25 +15,42 @@ PERCENTILES = (50, 90, 95, 99)
 
 
 def summarize(requests: pd.DataFrame, by=("role", "model")) -> pd.DataFrame:
-    """Per group and metric: n, mean, std and the p50/p90/p95/p99 of the successful requests."""
+    """Per group and metric: n, mean, std and the p50/p90/p95/p99 of the successful requests.
+
+    ``tail_unreliable`` names the percentiles computed from too few requests to mean anything
+    (``tail_unreliable_below``): with 10 requests "p99" is just the slowest one."""
     ok = requests[requests["status"] == "ok"]
+    by = [b for b in by if b in ok]
     rows = []
-    for keys, group in ok.groupby(list(by)):
+    for keys, group in ok.groupby(by, dropna=False) if by else [((), ok)]:
+        keys = keys if isinstance(keys, tuple) else (keys,)
         for metric in METRICS:
-            values = pd.to_numeric(group[metric], errors="coerce").dropna()
+            values = pd.to_numeric(group[metric], errors="coerce").dropna() if metric in group else pd.Series()
             if values.empty:
                 continue
             stats = {f"p{p}": values.quantile(p / 100) for p in PERCENTILES}
             rows.append({**dict(zip(by, keys)), "metric": metric, "n": len(values),
-                         "mean": values.mean(), "std": values.std(ddof=1), **stats})
-    columns = [*by, "metric", "n", "mean", "std", *(f"p{p}" for p in PERCENTILES)]
+                         "mean": values.mean(), "std": values.std(ddof=1), **stats,
+                         "tail_unreliable": tail_unreliable(len(values))})
+    columns = [*by, "metric", "n", "mean", "std", *(f"p{p}" for p in PERCENTILES), "tail_unreliable"]
     return pd.DataFrame(rows, columns=columns)  # columns even when every request failed
+
+
+def tail_unreliable_below(p: float) -> int:
+    """Requests needed before the p-th percentile differs from the maximum: at least 100 / (100 - p),
+    times 2 so that at least two requests lie above it (10 -> p90 needs 20, p99 needs 200)."""
+    return int(round(2 * 100 / (100 - p)))
+
+
+def tail_unreliable(n: int) -> str:
+    """The percentiles (of ``PERCENTILES``) that ``n`` requests cannot support, e.g. "p95,p99"."""
+    return ",".join(f"p{p}" for p in PERCENTILES if p > 50 and n < tail_unreliable_below(p))
 
 
 def inter_token_gaps(requests: pd.DataFrame) -> pd.DataFrame:
     """One row per gap between successive chunks, for ITL distributions."""
     ok = requests[requests["status"] == "ok"][["role", "model", "itl_s"]]
-    return ok.explode("itl_s").dropna().astype({"itl_s": float})
+    return ok.explode("itl_s").dropna(subset=["itl_s"]).astype({"itl_s": float})
 
 
 def export(out_dir, config: dict, requests: pd.DataFrame, **tables) -> dict:
@@ -41,7 +58,7 @@ def export(out_dir, config: dict, requests: pd.DataFrame, **tables) -> dict:
     ``tables`` such as ``sweep``), and report.md; return their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    by = ("role", "model", "concurrency") if "concurrency" in requests else ("role", "model")
+    by = [c for c in ("phase", "role", "model", "concurrency") if c in requests]  # rounds apart from sweep
     tables = {"requests": requests, "summary": summarize(requests, by), **tables}
     files = {"json": out / "results.json", "report": out / "report.md"}
     write_atomic(files["json"], json.dumps({"config": config, **{k: _records(v) for k, v in tables.items()}},
@@ -66,14 +83,23 @@ def markdown_report(config: dict, tables: dict) -> str:
     failed = requests[requests["status"] != "ok"]
     parts = ["# Benchmark report", "", "Settings: " + ", ".join(f"{k}={v}" for k, v in config.items()), ""]
     table = summary[summary["metric"].isin(["ttft_s", "tpot_s", "decode_tps"])]
-    parts += ["## Per-request metrics (successful requests)", "", markdown_table(table), ""]
+    for phase, title in (("rounds", "one request at a time"), ("sweep", "during the concurrency sweep")):
+        part = table[table["phase"] == phase] if "phase" in table else (table if phase == "rounds" else table[:0])
+        if not part.empty:
+            parts += [f"## Per-request metrics, {title} (successful requests)", "", markdown_table(part), ""]
+    if summary.get("tail_unreliable", pd.Series(dtype=str)).astype(bool).any():
+        parts += ["Percentiles listed under `tail_unreliable` come from too few requests: read them as "
+                  "\"the slowest request seen\", not as a tail estimate.", ""]
     if not levels.empty:
-        parts += ["## Throughput against concurrency", "", markdown_table(levels), ""]
+        parts += ["## Throughput against concurrency", "",
+                  "`aggregate_tps` = output tokens / whole wall time (ramp-up and ramp-down included); "
+                  "`steady_tps` = output tokens / time while every stream was generating.", "",
+                  markdown_table(levels), ""]
     if not memory.empty:
         parts += ["## Server memory", "", markdown_table(memory), ""]
     parts += [f"## Failures: {len(failed)}", ""]
     if len(failed):
-        parts += [markdown_table(failed[[c for c in ("model", "concurrency", "error") if c in failed]]), ""]
+        parts += [markdown_table(failed[[c for c in ("phase", "model", "concurrency", "error") if c in failed]]), ""]
     return "\n".join(parts)
 
 

@@ -1,0 +1,51 @@
+"""The shared charts: readable grids, ECDFs with a log axis where values span decades, and a sweep chart
+that uses only the sweep's own requests."""
+import matplotlib
+
+matplotlib.use("Agg")
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from workshop_lib.measure import plots  # noqa: E402
+
+
+def requests():
+    rows = []
+    for phase, ttft in (("rounds", 0.2), ("sweep", 5.0)):
+        for role in ("slm", "llm"):
+            for i in range(5):
+                rows.append({"phase": phase, "role": role, "status": "ok", "concurrency": 1, "ttft_s": ttft + i / 100,
+                             "e2e_s": ttft + 1, "tpot_s": 0.05, "decode_tps": 20.0 + i, "itl_s": 0.01 * 10 ** i})
+    return pd.DataFrame(rows)
+
+
+def test_four_metrics_go_in_a_two_by_two_grid():
+    fig = plots.plot_distributions(requests(), {"ttft_s": "TTFT", "e2e_s": "e2e", "tpot_s": "TPOT",
+                                                "decode_tps": "decode"})
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 4 and {round(ax.get_position().x0, 1) for ax in visible} == {0.1, 0.6}
+
+
+def test_three_bar_panels_leave_the_fourth_cell_hidden():
+    fig = plots.plot_metrics(requests(), {"ttft_s": "TTFT", "e2e_s": "e2e", "decode_tps": "decode"})
+    assert [ax.get_visible() for ax in fig.axes] == [True, True, True, False]
+
+
+def test_ecdf_turns_logarithmic_when_values_span_decades():
+    fig = plots.plot_distributions(requests(), {"itl_s": "gap", "decode_tps": "decode"})
+    gap, decode = fig.axes[:2]
+    assert gap.get_xscale() == "log" and decode.get_xscale() == "linear"
+    line = gap.get_lines()[0]
+    assert list(line.get_ydata())[-1] == pytest.approx(1.0)  # an ECDF ends at every request
+
+
+def test_sweep_chart_has_an_ideal_line_and_ignores_the_sequential_rounds():
+    levels = pd.DataFrame([{"role": "slm", "concurrency": c, "aggregate_tps": 20 * c ** 0.5, "steady_tps": 21 * c ** 0.5,
+                            "per_stream_tps": 20 / c ** 0.5} for c in (1, 2, 4)])
+    reqs = requests().query("role == 'slm'")
+    fig = plots.plot_sweep(levels, reqs)
+    aggregate, per_stream, ttft, _ = fig.axes
+    ideal = [line for line in aggregate.get_lines() if "ideal" in line.get_label()][0]
+    assert list(ideal.get_ydata()) == pytest.approx([20, 40, 80])
+    assert list(ttft.get_lines()[0].get_ydata()) == pytest.approx([5.02])  # the sweep's median, not the rounds'
+    assert per_stream.get_title().startswith("decode tokens/s per stream")
