@@ -57,6 +57,7 @@ def home() -> Path:
 def is_installed() -> bool:
     """True if llama-cpp-python at our version and its server's packages are installed (looked up,
     not imported: importing llama_cpp loads the native library, found only with LLAMA_CPP_LIB_PATH)."""
+    importlib.invalidate_caches()  # another process (the CLI, lab.py) may have installed it since we looked
     try:
         if importlib.metadata.version("llama-cpp-python") != llamacpp.LLAMA_CPP_PYTHON:
             return False
