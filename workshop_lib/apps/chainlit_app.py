@@ -1,0 +1,196 @@
+"""The RAG chat app of lesson 04 in Chainlit: launcher, and what the app does with a question (taught in 04_rag).
+
+``start(lab)`` runs ``chainlit run`` on the app script (``chainlit_launch.py``) bound to 127.0.0.1, pointed at
+exactly the endpoint and key of ``lab`` (the notebook's ``wl.connect()``), and returns its URL; ``stop()``
+ends it. Chainlit writes ``.chainlit/``, ``.files/`` and ``chainlit.md`` into its working directory, so it
+runs from ``cache_dir()/chainlit``, never from the repository. This module does not import Chainlit
+(importing it writes those folders into the current directory): the Chainlit side is ``chainlit_launch.py``.
+
+    python -m workshop_lib.apps.chainlit_app start [--port N] | status | stop
+"""
+import argparse
+import asyncio
+import hashlib
+import importlib.util
+import os
+import sys
+import time
+import unicodedata
+from pathlib import Path
+
+from ..config import cache_dir, setting, write_atomic
+from ..errors import PortInUseError, WorkshopError
+from ..runtime import endpoint, process
+from ..runtime.server import HOST, choose_port
+
+NAME = "chainlit"  # the process record's name (cache_dir()/procs/chainlit.json)
+SCRIPT = Path(__file__).resolve().with_name("chainlit_launch.py")
+MAX_QUESTION_CHARS = 2000  # a pasted log or book would crowd the sources out of a small model's context
+TOP_K = 5
+MAX_TOKENS = 512
+WELCOME = """# Ask the llama.cpp documentation
+
+Answers come from the model you pick in the settings (gear icon), grounded in passages retrieved from
+the Markdown documentation of llama.cpp (MIT licence) that the workshop's setup downloaded.
+Each answer cites its sources as [1], [2], ...: click one to read the passage it came from.
+When nothing relevant is retrieved, the app says so instead of guessing.
+"""
+
+
+# ---------------------------------------------------------------- what the app does with a message
+
+def clean_question(text) -> tuple:
+    """``(question, notes)``: the text without control characters, cut to ``MAX_QUESTION_CHARS``;
+    ``notes`` says what was changed, so the learner is never surprised by a silent cut."""
+    text = text if isinstance(text, str) else ""
+    kept = "".join(c for c in text if c in "\n\t" or unicodedata.category(c)[0] != "C").strip()
+    notes = []
+    if len(kept) > MAX_QUESTION_CHARS:
+        notes.append(f"Your message had {len(kept):,} characters; only the first {MAX_QUESTION_CHARS:,} were used.")
+        kept = kept[:MAX_QUESTION_CHARS].rstrip()
+    return kept, notes
+
+
+def attachment_note(elements) -> str:
+    """One sentence naming ignored attachments (files, images, audio), or "" when there are none."""
+    names = [getattr(e, "name", None) or "a file" for e in elements or []]
+    if not names:
+        return ""
+    return (f"Attachments are not read ({', '.join(names)}): this app answers from the llama.cpp "
+            "documentation only. Type your question as text.")
+
+
+EMPTY_HINT = ("Type a question about llama.cpp, for example: Which llama-server option sets the number "
+              "of parallel slots?")
+
+
+def source_label(chunk) -> str:
+    """``path › heading``: where a passage comes from, as the citation list shows it."""
+    return f"{chunk.path} › {chunk.heading}" if chunk.heading else str(chunk.path)
+
+
+def sources(hits) -> list:
+    """``(name, label, body)`` per retrieved chunk, numbered as the grounded prompt numbers them:
+    the name ``[n]`` is what the answer cites, so Chainlit turns each citation into a link."""
+    return [(f"[{n}]", source_label(chunk), f"**{source_label(chunk)}**\n\n{chunk.text}")
+            for n, (chunk, _score) in enumerate(hits, start=1)]
+
+
+def sources_footer(hits, model: str, seconds: float) -> str:
+    """The line under an answer: every source with its number, then the model and the time taken."""
+    listed = "\n".join(f"- {name} {label}" for name, label, _ in sources(hits))
+    return f"\n\n**Sources**\n{listed}\n\n*{model} · {seconds:.1f} s*"
+
+
+def down_message(error: Exception) -> str:
+    """What the chat shows when the model endpoint does not answer: what happened and what to do."""
+    problem = getattr(error, "problem", None) or f"The model endpoint did not answer ({error})."
+    fix = getattr(error, "fix", None) or "Start the model server again."
+    return f"**The model endpoint is not answering.** {problem}\n\n{fix} Then send your question again."
+
+
+def default_model(lab) -> str:
+    """The model picked at first: the notebook's ``slm`` if the server serves it, else its first model."""
+    preferred = os.environ.get("WORKSHOP_CHAINLIT_MODEL") or (lab.models or {}).get("slm")
+    return preferred if preferred in lab.available else lab.available[0]
+
+
+async def stream_tokens(stream):
+    """Text deltas of a (blocking) OpenAI stream, read in a worker thread so the app stays responsive."""
+    done = object()
+    chunks = iter(stream)
+    while (chunk := await asyncio.to_thread(next, chunks, done)) is not done:
+        if chunk.choices and (token := chunk.choices[0].delta.content):
+            yield token
+
+
+# ---------------------------------------------------------------- launcher
+
+def home() -> Path:
+    """``cache_dir()/chainlit``: Chainlit's working directory (its config, uploads and log)."""
+    path = cache_dir() / "chainlit"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _require_chainlit() -> None:
+    if importlib.util.find_spec("chainlit") is None:
+        raise WorkshopError("Chainlit is not installed in this environment.",
+                            "Run `wl.require(\"rag\")` in the notebook (or `pip install -r requirements-rag.txt`), "
+                            "then start the app again.")
+
+
+def _serving(lab) -> dict:
+    """What a running app must match to be reused: the endpoint and (a digest of) its key."""
+    return {"endpoint": lab.base_url, "key_sha256": hashlib.sha256((lab.api_key or "").encode()).hexdigest()}
+
+
+def start(lab=None, port=None, *, check_endpoint: bool = True, ready_timeout: float = 90) -> str:
+    """Start the app on ``lab``'s endpoint (default: ``connect()``) and return its URL; an app already
+    serving that endpoint is reused. A down endpoint is an error unless ``check_endpoint=False``
+    (then the app itself says the endpoint is down)."""
+    _require_chainlit()
+    lab = lab or endpoint.connect(verbose=False)
+    if check_endpoint:
+        endpoint.list_models(lab.base_url, lab.api_key)
+    serving = _serving(lab)
+    record = process.running(NAME)
+    if record and all(record.extra.get(k) == v for k, v in serving.items()) and port in (None, record.port):
+        return record.url
+    stop()  # one serving another endpoint or port: restart it
+    port = _free_port(port or setting("chainlit_port"))
+    folder = home()
+    write_atomic(folder / "chainlit.md", WELCOME)  # Chainlit's welcome screen, instead of its default text
+    env = {**os.environ, "WORKSHOP_ENDPOINT": lab.base_url, "WORKSHOP_API_KEY": lab.api_key or "",
+           "WORKSHOP_CHAINLIT_MODEL": (getattr(lab, "models", None) or {}).get("slm") or "",
+           "CHAINLIT_APP_ROOT": str(folder), "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "chainlit", "run", str(SCRIPT), "--headless", "--host", HOST, "--port", str(port)]
+    record = process.start(NAME, cmd, port=port, health_url=f"http://{HOST}:{port}/", log=folder / "chainlit.log",
+                           env=env, cwd=folder, ready_timeout=ready_timeout, extra=serving)
+    return record.url
+
+
+def _free_port(port) -> int:
+    try:
+        return choose_port(port)
+    except PortInUseError as exc:
+        raise PortInUseError(exc.problem, "Stop that program, or choose another port (`start(port=...)`, "
+                             "`--port`, WORKSHOP_CHAINLIT_PORT), or none: then any free port is used.") from None
+
+
+def stop() -> bool:
+    """Stop the app (only the process this workshop started); True if it was running."""
+    return process.stop(NAME)
+
+
+def status() -> str:
+    record = process.running(NAME)
+    if record is None:
+        return "The Chainlit app is not running."
+    return f"The Chainlit app runs at {record.url} (pid {record.pid}) on {record.extra.get('endpoint')}; log: {record.log}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workshop_lib.apps.chainlit_app",
+                                     description="The RAG chat app of lesson 04 (Chainlit), on 127.0.0.1.")
+    parser.add_argument("command", choices=("start", "stop", "status"))
+    parser.add_argument("--port", type=int, default=None, help="default: WORKSHOP_CHAINLIT_PORT, else any free port")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "start":
+            started = time.perf_counter()
+            url = start(port=args.port)
+            print(f"The Chainlit app runs at {url} (ready after {time.perf_counter() - started:.1f} s). "
+                  "Stop it with `python -m workshop_lib.apps.chainlit_app stop`.")
+        elif args.command == "stop":
+            print("Stopped the Chainlit app." if stop() else "The Chainlit app was not running.")
+        else:
+            print(status())
+    except WorkshopError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
