@@ -36,20 +36,20 @@ def test_a_failed_request_becomes_a_row_not_a_traceback():
 @needs_server
 def test_a_server_killed_mid_sweep_gives_failed_rows_and_a_report(tmp_path, monkeypatch):
     info = server.start_server(home=tmp_path / "srv", aliases=["qwen2.5-coder-0.5b"], progress=False)
-    monkeypatch.setenv("WORKSHOP_ENDPOINT", info.base_url)
-    monkeypatch.setenv("WORKSHOP_API_KEY", server.api_key())  # every server of this install uses this key
-    lab = endpoint.connect(verbose=False)
-    real_stream_once, done = bench.stream_once, []
+    try:  # whatever fails below, this test's own server is stopped
+        monkeypatch.setenv("WORKSHOP_ENDPOINT", info.base_url)
+        monkeypatch.setenv("WORKSHOP_API_KEY", server.api_key())  # every server of this install uses this key
+        lab = endpoint.connect(verbose=False)
+        real_stream_once, done = bench.stream_once, []
 
-    def stream_then_kill_after_third(*args, **kwargs):  # the real request; the kill is real too
-        row = real_stream_once(*args, **kwargs)
-        done.append(row)
-        if len(done) == 3:
-            server.stop_server(tmp_path / "srv")
-        return row
+        def stream_then_kill_after_third(*args, **kwargs):  # the real request; the kill is real too
+            row = real_stream_once(*args, **kwargs)
+            done.append(row)
+            if len(done) == 3:
+                server.stop_server(tmp_path / "srv")
+            return row
 
-    monkeypatch.setattr(bench, "stream_once", stream_then_kill_after_third)
-    try:
+        monkeypatch.setattr(bench, "stream_once", stream_then_kill_after_third)
         requests, levels = bench.sweep(lab.client, {"slm": lab.slm}, [bench.COUNTING_PROMPT],
                                        levels=(1, 2, 4), requests_per_slot=2, max_tokens=16)
     finally:
