@@ -172,3 +172,40 @@ def test_a_sweep_with_one_broken_request_keeps_all_other_rows():
     assert len(requests) == 3 and (requests["status"] == "error").sum() == 1
     assert "ValueError: malformed" in requests.loc[requests["status"] == "error", "error"].iloc[0]
     assert levels["failed"].sum() == 1 and (levels["requests"] == [1, 2]).all()
+
+
+class RecordingClient:
+    """Passes requests to a real client and keeps every streamed chunk; ``replay`` plays them back."""
+
+    def __init__(self, client, replay=None):
+        self.client, self.chunks, self.replay = client, [], replay
+        self.chat = SimpleNamespace(completions=SimpleNamespace(create=self.create))
+
+    def create(self, **kwargs):
+        return iter(self.replay) if self.replay is not None else self.record(kwargs)
+
+    def record(self, kwargs):
+        for chunk in self.client.chat.completions.create(**kwargs):
+            self.chunks.append(chunk)
+            yield chunk
+
+
+@needs_server
+def test_stream_once_reads_role_only_empty_and_usage_only_chunks_as_they_come():
+    lab = endpoint.connect(verbose=False)
+    recorder = RecordingClient(lab.client)
+    row = bench.stream_once(recorder, lab.slm, bench.COUNTING_PROMPT, max_tokens=12)
+    first, last = recorder.chunks[0], recorder.chunks[-1]
+    assert first.choices and first.choices[0].delta.role == "assistant" and not first.choices[0].delta.content
+    assert last.choices == [] and last.usage is not None  # the usage-only chunk include_usage asks for
+    with_text = [c for c in recorder.chunks if c.choices and c.choices[0].delta.content]
+    assert row["status"] == "ok" and row["chunks"] == len(with_text)
+    assert row["completion_tokens"] == last.usage.completion_tokens
+    assert row["text"] == "".join(c.choices[0].delta.content for c in with_text)
+    # The same stream with an empty chunk after every text chunk: the empties count for nothing.
+    empty = first.model_copy(deep=True)
+    empty.choices[0].delta.role, empty.choices[0].delta.content = None, ""
+    replay = [c for chunk in recorder.chunks for c in ([chunk, empty] if chunk in with_text else [chunk])]
+    again = bench.stream_once(RecordingClient(None, replay), lab.slm, bench.COUNTING_PROMPT, max_tokens=12)
+    assert again["chunks"] == row["chunks"] and again["text"] == row["text"]
+    assert again["completion_tokens"] == row["completion_tokens"]
