@@ -3,6 +3,7 @@
 The browser tests start the app against the real endpoint (``wl.connect()``) and the real retrieval
 module, drive it with Debian's chromium, and keep a screenshot in results/screenshots/.
 """
+import importlib.util
 import json
 import re
 import socket
@@ -114,6 +115,7 @@ def test_a_taken_port_is_a_clear_error():
     assert "WORKSHOP_CHAINLIT_PORT" in err.value.fix
 
 
+@pytest.mark.skipif(importlib.util.find_spec("chainlit") is None, reason="pip install chainlit==2.12.0 (lesson 04's extra)")
 def test_a_down_endpoint_is_a_clear_error_before_anything_starts():
     before = process.running(app.NAME)
     down = SimpleNamespace(base_url=f"http://127.0.0.1:{closed_port()}/v1", api_key=None, models={}, available=[])
