@@ -16,6 +16,7 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -142,6 +143,13 @@ def ensure_web_assets() -> None:
     stamp.write_text(digest)
 
 
+def own_process_group() -> dict:
+    """Popen options that keep the terminal's Ctrl+C away from a child (it goes to the whole group)."""
+    if os.name == "nt":
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    return {"start_new_session": True}
+
+
 def serve_while(embedded: bool, *cmd, env=None) -> int:
     """Run ``cmd`` with the embedded server up; stop the server afterwards if we started it."""
     started = embedded and lib("status", check=False, stdout=subprocess.DEVNULL) != 0
@@ -152,8 +160,9 @@ def serve_while(embedded: bool, *cmd, env=None) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
-        if started:
-            lib("stop", check=False)
+        if started:  # a second Ctrl+C (Jupyter asks for one) must not cut the clean-up short
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            lib("stop", check=False, **own_process_group())
 
 
 def second_server_pass(env: dict) -> int:
