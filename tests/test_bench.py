@@ -5,8 +5,6 @@ import openai
 import pytest
 from conftest import needs_server
 
-from test_report import fake_requests
-
 from workshop_lib.measure import bench, report
 from workshop_lib.runtime import endpoint, server
 

@@ -8,6 +8,25 @@ from workshop_lib.runtime import convert, models
 from workshop_lib.errors import DataFileError, ModelFileError, UnknownModelError
 
 
+
+class InterruptedBar:
+    """A progress bar whose first update is a Ctrl-C: the moment a copy or a stage is under way."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n):
+        raise KeyboardInterrupt
+
+    def set_postfix_str(self, text):
+        raise KeyboardInterrupt
+
 def test_registry_has_the_three_models_with_their_roles():
     registry = models.load_registry()
     assert {a: s.role for a, s in registry.items()} == {
@@ -72,19 +91,6 @@ def test_corrupted_cached_file_is_rebuilt_from_parts(fake_model):
 def test_an_interrupted_assembly_leaves_no_partial_file(fake_model, monkeypatch):
     spec = fake_model()
 
-    class InterruptedBar:  # Ctrl-C while the parts are being copied
-        def __init__(self, *args, **kwargs):
-            pass
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-        def update(self, n):
-            raise KeyboardInterrupt
-
     monkeypatch.setattr(models, "tqdm", InterruptedBar)
     with pytest.raises(KeyboardInterrupt):
         models.ensure_model("tiny", progress=False)
@@ -109,19 +115,6 @@ def test_interrupting_a_conversion_stops_the_converter(tmp_path, monkeypatch):
     real_popen = subprocess.Popen
     monkeypatch.setattr(convert.subprocess, "Popen", lambda cmd, **k: spawned.append(
         real_popen([sys.executable, "-c", standin], **k)) or spawned[-1])
-
-    class InterruptedBar:  # Ctrl-C arrives as the first stage is reported
-        def __init__(self, *args, **kwargs):
-            pass
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-        def set_postfix_str(self, text):
-            raise KeyboardInterrupt
 
     monkeypatch.setattr(convert, "tqdm", InterruptedBar)
     with pytest.raises(KeyboardInterrupt):

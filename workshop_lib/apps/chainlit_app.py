@@ -19,9 +19,9 @@ import unicodedata
 from pathlib import Path
 
 from ..config import cache_dir, setting, write_atomic
-from ..errors import PortInUseError, WorkshopError
+from ..errors import WorkshopError
 from ..runtime import endpoint, process
-from ..runtime.server import HOST, choose_port
+from ..runtime.server import HOST, choose_app_port
 
 NAME = "chainlit"  # the process record's name (cache_dir()/procs/chainlit.json)
 SCRIPT = Path(__file__).resolve().with_name("chainlit_launch.py")
@@ -150,12 +150,9 @@ def start(lab=None, port=None, *, check_endpoint: bool = True, ready_timeout: fl
     return record.url
 
 
+
 def _free_port(port) -> int:
-    try:
-        return choose_port(port)
-    except PortInUseError as exc:
-        raise PortInUseError(exc.problem, "Stop that program, or choose another port (`start(port=...)`, "
-                             "`--port`, WORKSHOP_CHAINLIT_PORT), or none: then any free port is used.") from None
+    return choose_app_port(port, "WORKSHOP_CHAINLIT_PORT")
 
 
 def stop() -> bool:

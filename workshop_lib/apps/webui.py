@@ -24,9 +24,9 @@ from pathlib import Path
 
 from .. import extras
 from ..config import cache_dir, setting, write_atomic
-from ..errors import PortInUseError, WorkshopError
+from ..errors import WorkshopError
 from ..runtime import endpoint, process
-from ..runtime.server import HOST, choose_port
+from ..runtime.server import HOST, choose_app_port
 
 NAME = "open-webui"  # the process record's name
 REQUIREMENTS = Path(__file__).resolve().with_name("openwebui-requirements.txt")
@@ -153,7 +153,7 @@ def start(lab=None, port=None, ready_timeout: float = 240, progress: bool = True
     stop()  # one serving another endpoint: restart it on this one
     if not is_installed():
         install(progress)
-    port = _free_port(port or setting("webui_port"))
+    port = choose_app_port(port or setting("webui_port"), "WORKSHOP_WEBUI_PORT")
     url = f"http://{HOST}:{port}"
     started = time.perf_counter()
     record = process.start(NAME, [str(executable()), "serve", "--host", HOST, "--port", str(port)], port=port,
@@ -168,13 +168,6 @@ def start(lab=None, port=None, ready_timeout: float = 240, progress: bool = True
         raise
     return _described(record, start_s)
 
-
-def _free_port(port) -> int:
-    try:
-        return choose_port(port)
-    except PortInUseError as exc:
-        raise PortInUseError(exc.problem, "Stop that program, or choose another port (`start(port=...)`, "
-                             "`--port`, WORKSHOP_WEBUI_PORT), or none: then any free port is used.") from None
 
 
 def _clean_environ() -> dict:

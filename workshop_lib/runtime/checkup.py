@@ -6,12 +6,9 @@ for them those checks are information, not failures.
 """
 import importlib.metadata
 import os
-import platform
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from . import endpoint, llamacpp, models, server
 from ..errors import WorkshopError
@@ -138,7 +135,7 @@ def check_endpoint() -> list:
     except WorkshopError as exc:
         return [Check("endpoint", "fail", exc.problem, exc.fix)]
     log = f"; log {server.server_home() / 'llama-server.log'}" if backend == "embedded" else ""
-    roles = [Check(f"model for {role}", "info", f"not served: lessons that compare two models skip that part",
+    roles = [Check(f"model for {role}", "info", "not served: lessons that compare two models skip that part",
                    error.fix) for role, error in missing.items()]
     chosen = ", ".join(f"{role} = {model}" for role, model in models.items() if model)
     return [Check("endpoint", "ok", f"{backend} at {base_url} serves {', '.join(served)}; {chosen}{log}"), *roles]

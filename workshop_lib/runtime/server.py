@@ -235,6 +235,15 @@ def choose_port(port=None) -> int:
         return s.getsockname()[1]
 
 
+def choose_app_port(port, variable: str) -> int:
+    """``choose_port`` for an app the lessons start: a taken port's fix names the app's own setting."""
+    try:
+        return choose_port(port)
+    except PortInUseError as exc:
+        raise PortInUseError(exc.problem, f"Stop that program, or choose another port (`start(port=...)`, "
+                             f"`--port`, {variable}), or none: then any free port is used.") from None
+
+
 def _port_owner(port: int) -> str:
     """" by NAME (pid N)" for the program listening on ``port``, when this user may see it."""
     with contextlib.suppress(psutil.Error, OSError):
