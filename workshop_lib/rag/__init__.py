@@ -1,8 +1,15 @@
-"""Retrieval over real documentation (taught in 04_rag; lesson 07 searches the same chunks in the page).
+"""Retrieval-augmented answers over real documentation (taught in 04_rag; lesson 07 searches the same chunks).
 
-Landed so far: the corpus and its Markdown-aware chunks (``corpus``). Retrieval, answers and their
-scores follow with lesson 04.
+``corpus``: llama.cpp's Markdown docs and their chunks; ``index``: BM25 and MiniLM vectors, cached on
+disk; ``search``: the three retrievers (``retrieve``); ``answer``: grounded prompts, refusals, cited answers;
+``evaluate``: the question set and its scores.
 """
+from .answer import NOT_FOUND, THRESHOLD, answer, citations, grounded_messages, is_refusal, is_relevant
 from .corpus import Chunk, chunk_documents, chunk_markdown, default_chunks, load_documents
+from .evaluate import load_questions
+from .index import Index, build_index, default_index
+from .search import METHODS, fuse, retrieve
 
-__all__ = ["Chunk", "chunk_documents", "chunk_markdown", "default_chunks", "load_documents"]
+__all__ = ["Chunk", "chunk_documents", "chunk_markdown", "default_chunks", "load_documents", "Index",
+           "build_index", "default_index", "METHODS", "fuse", "retrieve", "NOT_FOUND", "THRESHOLD", "answer",
+           "citations", "grounded_messages", "is_refusal", "is_relevant", "load_questions"]

@@ -1,0 +1,98 @@
+"""Scoring retrieval and answers against data/rag/questions.json (taught in 04_rag)."""
+import json
+import time
+
+from ..config import DATA_DIR
+from ..errors import DataFileError
+from .index import embed_query
+
+QUESTIONS = DATA_DIR / "rag" / "questions.json"
+FIELDS = ("id", "kind", "question", "answer", "must_contain", "answerable", "support")
+
+
+def load_questions(path=QUESTIONS) -> list:
+    """The evaluation questions, each checked for the fields the scores need."""
+    try:
+        items = json.loads(open(path, encoding="utf-8").read())["questions"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataFileError(f"{path} is not a readable question set ({exc}).",
+                            "Restore it from git: git checkout -- data/rag/questions.json") from exc
+    for item in items:
+        missing = [f for f in FIELDS if f not in item]
+        if missing or item["answerable"] != bool(item["support"]):
+            raise DataFileError(f"Question {item.get('id', '?')} in {path} lacks {missing or 'consistent support'}.",
+                                "Give every question the fields " + ", ".join(FIELDS) + ".")
+    return items
+
+
+def supports(chunk, item) -> bool:
+    """Whether ``chunk`` lies in one of the sections that answer ``item`` (same file, heading inside)."""
+    return any(chunk.path == s["path"] and s["heading"] in chunk.heading for s in item["support"])
+
+
+def recall_at_k(hits, item) -> float:
+    """Share of the item's supporting sections found among ``hits``."""
+    found = [any(c.path == s["path"] and s["heading"] in c.heading for c, _ in hits) for s in item["support"]]
+    return sum(found) / len(found)
+
+
+def reciprocal_rank(hits, item) -> float:
+    """1 / rank of the first supporting chunk, 0 when none was retrieved."""
+    return next((1 / rank for rank, (c, _) in enumerate(hits, start=1) if supports(c, item)), 0.0)
+
+
+def score_retrieval(items, retrieve, method: str, k: int = 5, index=None) -> list:
+    """One row per answerable question: recall@k, reciprocal rank and seconds taken (the question's
+    embedding included: the remembered vectors are forgotten before each timed query)."""
+    rows = []
+    embed_query("load the model before the clock starts")
+    for item in (i for i in items if i["answerable"]):
+        embed_query.cache_clear()
+        start = time.perf_counter()
+        hits = retrieve(item["question"], k=k, method=method, index=index)
+        rows.append({"method": method, "id": item["id"], "k": k, "recall": recall_at_k(hits, item),
+                     "rr": reciprocal_rank(hits, item), "seconds": time.perf_counter() - start})
+    return rows
+
+
+def contains_all(text: str, must_contain) -> bool:
+    """Every entry of ``must_contain`` is in ``text`` (case-insensitive); a list entry means any of them."""
+    low = text.lower()
+    return all(any(s.lower() in low for s in ([g] if isinstance(g, str) else g)) for g in must_contain)
+
+
+def citation_hits(result, item) -> list:
+    """For each cited source: does it hold the support (a supporting section, or a required string)?"""
+    cited = [result["hits"][n - 1][0] for n in result["citations"]]
+    return [supports(c, item) or (bool(item["must_contain"]) and contains_all(c.text, item["must_contain"][:1]))
+            for c in cited]
+
+
+def score_answer(result, item) -> dict:
+    """Correct (answerable, answered, all required strings), refusal right or wrong, cited sources right."""
+    good = citation_hits(result, item)
+    return {"id": item["id"], "answerable": item["answerable"], "refused": result["refused"],
+            "correct": item["answerable"] and not result["refused"] and contains_all(result["text"], item["must_contain"]),
+            "refusal_right": result["refused"] != item["answerable"], "cited": len(good), "cited_right": sum(good)}
+
+
+def tune_threshold(best_scores: list, answerable: list) -> float:
+    """The cosine cut that best separates answerable from unanswerable questions (balanced accuracy)."""
+    def balanced(t):
+        keep = [s >= t for s, a in zip(best_scores, answerable) if a]
+        drop = [s < t for s, a in zip(best_scores, answerable) if not a]
+        return (sum(keep) / max(len(keep), 1) + sum(drop) / max(len(drop), 1)) / 2
+    candidates = sorted({round(s, 3) for s in best_scores})
+    return max(candidates, key=lambda t: (balanced(t), -t))
+
+
+JUDGE = ("You grade answers. Reply with one word, CORRECT or INCORRECT: does the candidate answer agree with "
+         "the reference answer on the facts the question asks for?")
+
+
+def judge(client, model: str, item, text: str) -> bool:
+    """LLM-as-judge: the larger model compares an answer with the reference (a second opinion only)."""
+    reply = client.chat.completions.create(model=model, temperature=0, max_tokens=5, messages=[
+        {"role": "system", "content": JUDGE},
+        {"role": "user", "content": f"Question: {item['question']}\nReference: {item['answer']}\nCandidate: {text}"}])
+    return "INCORRECT" not in (reply.choices[0].message.content or "").upper()
