@@ -7,6 +7,9 @@ NOT_FOUND = "I could not find this in the llama.cpp documentation."
 THRESHOLD = 0.418
 # Small models follow the last instruction best, so the citation rule is repeated after the question.
 REMINDER = "Answer briefly, and cite the sources you used like [1]."
+# A busy server may close a kept-alive connection just as the next request reuses it; the OpenAI client
+# retries such failures (and only those, plus 429/5xx) when allowed to.
+RETRIES = 2
 CITATION = re.compile(r"\[(\d+)\]")
 
 SYSTEM = ("You answer questions about llama.cpp using only the numbered sources you are given. "
@@ -46,7 +49,8 @@ def is_refusal(text: str) -> bool:
 def stream_chat(client, model: str, messages: list, on_text=None, max_tokens: int = 300) -> str:
     """The streamed reply's text; ``on_text(piece)`` sees each piece as it arrives (a UI streams it)."""
     pieces = []
-    stream = client.chat.completions.create(model=model, messages=messages, stream=True,
+    stream = client.with_options(max_retries=RETRIES).chat.completions.create(model=model, messages=messages,
+                                                                              stream=True,
                                             temperature=0, max_tokens=max_tokens)
     for event in stream:
         if event.choices and (piece := event.choices[0].delta.content):

@@ -4,6 +4,7 @@ import time
 
 from ..config import DATA_DIR
 from ..errors import DataFileError
+from .answer import RETRIES
 from .index import embed_query
 
 QUESTIONS = DATA_DIR / "rag" / "questions.json"
@@ -92,7 +93,8 @@ JUDGE = ("You grade answers. Reply with one word, CORRECT or INCORRECT: does the
 
 def judge(client, model: str, item, text: str) -> bool:
     """LLM-as-judge: the larger model compares an answer with the reference (a second opinion only)."""
-    reply = client.chat.completions.create(model=model, temperature=0, max_tokens=5, messages=[
+    reply = client.with_options(max_retries=RETRIES).chat.completions.create(
+        model=model, temperature=0, max_tokens=5, messages=[
         {"role": "system", "content": JUDGE},
         {"role": "user", "content": f"Question: {item['question']}\nReference: {item['answer']}\nCandidate: {text}"}])
     return "INCORRECT" not in (reply.choices[0].message.content or "").upper()
