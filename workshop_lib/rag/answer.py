@@ -49,9 +49,8 @@ def is_refusal(text: str) -> bool:
 def stream_chat(client, model: str, messages: list, on_text=None, max_tokens: int = 300) -> str:
     """The streamed reply's text; ``on_text(piece)`` sees each piece as it arrives (a UI streams it)."""
     pieces = []
-    stream = client.with_options(max_retries=RETRIES).chat.completions.create(model=model, messages=messages,
-                                                                              stream=True,
-                                            temperature=0, max_tokens=max_tokens)
+    stream = client.with_options(max_retries=RETRIES).chat.completions.create(
+        model=model, messages=messages, stream=True, temperature=0, max_tokens=max_tokens)
     for event in stream:
         if event.choices and (piece := event.choices[0].delta.content):
             pieces.append(piece)

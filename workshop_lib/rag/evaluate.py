@@ -95,6 +95,6 @@ def judge(client, model: str, item, text: str) -> bool:
     """LLM-as-judge: the larger model compares an answer with the reference (a second opinion only)."""
     reply = client.with_options(max_retries=RETRIES).chat.completions.create(
         model=model, temperature=0, max_tokens=5, messages=[
-        {"role": "system", "content": JUDGE},
-        {"role": "user", "content": f"Question: {item['question']}\nReference: {item['answer']}\nCandidate: {text}"}])
+            {"role": "system", "content": JUDGE},
+            {"role": "user", "content": f"Question: {item['question']}\nReference: {item['answer']}\nCandidate: {text}"}])
     return "INCORRECT" not in (reply.choices[0].message.content or "").upper()
