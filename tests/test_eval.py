@@ -24,6 +24,15 @@ def test_the_sample_is_seeded_and_nested():
     assert [i.task for i in mixed] == list(data.TASKS) * 2
 
 
+def test_one_model_answers_all_its_items_before_the_other_starts():
+    from workshop_lib.eval import runner
+    items = data.sample_all(2)
+    jobs = runner.greedy_jobs(items, {"slm": "small", "llm": "large"})
+    assert [j.role for j in jobs] == ["slm"] * len(items) + ["llm"] * len(items)
+    assert [j.item.item_id for j in jobs[:len(items)]] == [i.item_id for i in items]
+    assert len({j.key for j in jobs}) == 2 * len(items)  # model and prompt make the key
+
+
 def test_ifeval_leaves_out_the_punkt_checks():
     for item in data.load_task("instructions"):
         assert not set(item.reference["instruction_id_list"]) & set(data.PUNKT_CHECKS)

@@ -39,10 +39,10 @@ class Job:
 
 
 def greedy_jobs(items, models: dict) -> list:
-    """Each item on each ``{role: model}`` at temperature 0, grouped so one model answers a few items
-    in a row (servers that swap models, like llama-cpp-python's, reload less)."""
-    jobs = [(i // 5, role, i, Job(item, role, model)) for i, item in enumerate(items) for role, model in models.items()]
-    return [job for *_, job in sorted(jobs, key=lambda j: j[:3])]
+    """Each item on each ``{role: model}`` at temperature 0, one model's jobs after the other's: two
+    model processes computing at once on a few cores fight over them (each far slower than half speed),
+    and servers that swap models, like llama-cpp-python's, reload once instead of every few items."""
+    return [Job(item, role, model) for role, model in models.items() for item in items]
 
 
 def execute(job: Job, client, tokenizer=None, backend: str = "") -> dict:
