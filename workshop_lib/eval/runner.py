@@ -39,9 +39,7 @@ class Job:
 
 
 def greedy_jobs(items, models: dict) -> list:
-    """Each item on each ``{role: model}`` at temperature 0, one model's jobs after the other's: two
-    model processes computing at once on a few cores fight over them (each far slower than half speed),
-    and servers that swap models, like llama-cpp-python's, reload once instead of every few items."""
+    """Each item on each ``{role: model}`` at temperature 0, one model's jobs after the other's."""
     return [Job(item, role, model) for role, model in models.items() for item in items]
 
 
@@ -86,8 +84,14 @@ def run_jobs(target, jobs: list, cache: OutcomeCache, concurrency: int = 1, desc
 
 
 def evaluate(target, items, models: dict, cache: OutcomeCache, concurrency: int = 1) -> pd.DataFrame:
-    """Every item on every ``{role: model}`` at temperature 0: one row per (item, role), scored."""
-    return run_jobs(target, greedy_jobs(items, models), cache, concurrency)
+    """Every item on every ``{role: model}`` at temperature 0: one row per (item, role), scored.
+
+    One model at a time, its last request finished before the next model's first: two model processes
+    computing at once on a few cores starve each other (measured on 2 cores: answers that take 30 s
+    alone took 10 minutes), and servers that swap models, like llama-cpp-python's, reload once."""
+    jobs = greedy_jobs(items, models)
+    return pd.concat([run_jobs(target, [j for j in jobs if j.role == role], cache, concurrency, f"evaluating {role}")
+                      for role in models], ignore_index=True)
 
 
 def self_consistency(target, items, role: str, model: str, cache: OutcomeCache, samples: int = 1,
