@@ -1,7 +1,7 @@
 """``python -m workshop_lib.eval run --full``: regenerate data/eval/outcomes.jsonl (lessons 02 and 05).
 
 Runs the seeded sample (50 items per task type) on the ``slm`` and ``llm`` roles at temperature 0,
-five items per task type at a time, each chunk followed by the small model's extra sample on its math
+five items per task type at a time (one model, then the other), each chunk followed by the small model's extra sample on its math
 items (the cascade's self-consistency check) and, for the first ``--refine`` items per type, the large
 model's refinement of the small model's drafts. Each outcome is appended as soon as it is scored, so a
 stopped run resumes where it was, and whatever finished is balanced across task types.
@@ -23,7 +23,8 @@ def main(argv=None) -> int:
     parser.add_argument("--full", action="store_true", help="50 items per task type into data/eval/outcomes.jsonl")
     parser.add_argument("--per-task", type=int, default=None, help="items per task type (default 50 with --full, else 4)")
     parser.add_argument("--refine", type=int, default=5, help="items per task type for draft-then-refine")
-    parser.add_argument("--concurrency", type=int, default=2, help="requests in flight (the embedded server batches them)")
+    parser.add_argument("--concurrency", type=int, default=4,
+                        help="requests in flight to one model (the embedded server batches its 4 slots)")
     parser.add_argument("--out", default=None, help="outcome file (default data/eval/outcomes.jsonl with --full)")
     args = parser.parse_args(argv)
     n = args.per_task or (50 if args.full else 4)
