@@ -1,9 +1,9 @@
 """``python -m workshop_lib.eval run --full``: regenerate data/eval/outcomes.jsonl (lessons 02 and 05).
 
 Runs the seeded sample (50 items per task type) on the ``slm`` and ``llm`` roles at temperature 0,
-five items per task type at a time (one model, then the other), each chunk followed by the small model's extra sample on its math
-items (the cascade's self-consistency check) and, for the first ``--refine`` items per type, the large
-model's refinement of the small model's drafts. Each outcome is appended as soon as it is scored, so a
+five items per task type at a time (one model, then the other), each chunk followed by the small
+model's extra sample on its math items (the cascade's self-consistency check) and, for the first
+``--refine`` items per type, the large model's refinement of the small model's drafts. Each outcome is appended as soon as it is scored, so a
 stopped run resumes where it was, and whatever finished is balanced across task types.
 """
 import argparse

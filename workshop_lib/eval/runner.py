@@ -89,9 +89,8 @@ def evaluate(target, items, models: dict, cache: OutcomeCache, concurrency: int 
     One model at a time, its last request finished before the next model's first: two model processes
     computing at once on a few cores starve each other (measured on 2 cores: answers that take 30 s
     alone took 10 minutes), and servers that swap models, like llama-cpp-python's, reload once."""
-    jobs = greedy_jobs(items, models)
-    return pd.concat([run_jobs(target, [j for j in jobs if j.role == role], cache, concurrency, f"evaluating {role}")
-                      for role in models], ignore_index=True)
+    return pd.concat([run_jobs(target, greedy_jobs(items, {role: model}), cache, concurrency, f"evaluating {role}")
+                      for role, model in models.items()], ignore_index=True)
 
 
 def self_consistency(target, items, role: str, model: str, cache: OutcomeCache, samples: int = 1,
