@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "results" / "screenshots"
-# Flags from ../shared/FACTS.md: headless, as root in containers, and no calls home on a closed network.
+# Checked with Debian's chromium under Playwright: --no-sandbox lets it run as root in a container (CI);
+# --disable-gpu for machines without one; the others stop its calls home (updates, sync, first-run
+# pages, QUIC probes), which would hang or fail on a closed network.
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                   "--disable-sync", "--no-first-run", "--disable-quic"]
 
