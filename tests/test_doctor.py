@@ -9,11 +9,23 @@ from workshop_lib.runtime import endpoint, llamacpp, models
 
 PYTHON = sys.executable  # before a test hides it
 
-def test_doctor_reports_every_area():
-    checks = doctor.doctor(verbose=False)
-    names = {c.name.split()[0] for c in checks}
-    assert {"python", "package", "model", "llama-server", "foundry", "endpoint"} <= names
-    assert checks[0].status == "ok"
+def test_doctor_reports_every_area(capsys):
+    checks = doctor.doctor()
+    areas = [c.name.split()[0] for c in checks]
+    assert {"python", "package", "model", "llama-server", "foundry", "endpoint"} <= set(areas)
+    assert areas.count("package") == len(doctor.PACKAGES) and areas.count("model") == len(models.load_registry())
+    assert all(c.status in ("ok", "fail", "info") for c in checks) and all(c.fix for c in checks if c.status == "fail")
+    printed = capsys.readouterr().out
+    assert all(f"] {c.name}: {c.detail}" in printed for c in checks)  # each one is shown, not only counted
+    failed = sum(c.status == "fail" for c in checks)
+    assert (f"{failed} problem(s) found." if failed else "All checks passed.") in printed
+
+
+def test_the_python_check_names_this_interpreter_and_refuses_an_old_one():
+    ok = doctor.check_python()
+    assert ok.status == "ok" and ok.detail == "{}.{}.{} at {}".format(*sys.version_info[:3], sys.executable)
+    old = doctor.check_python((3, 10, 12))
+    assert old.status == "fail" and "3.10.12 is too old" in old.detail and "Python 3.11 or newer" in old.fix
 
 
 def test_a_missing_package_fails_with_a_fix(monkeypatch):
@@ -71,11 +83,11 @@ def test_endpoint_check_says_which_role_is_missing(monkeypatch):
     assert role.status == "info" and role.name == "model for llm" and "foundry model run" in role.fix
 
 
-def test_windows_build_check_names_the_visual_studio_build_tools(foundry_laptop, tmp_path):
-    foundry_laptop.setattr(sys, "platform", "win32")
-    check = doctor.check_llama_server()
+def test_windows_build_check_names_the_visual_studio_build_tools(foundry_laptop):
+    check = doctor.check_llama_server(os_name="win32")  # the Windows decision, on this OS's PATH lookup
     assert check.status == "fail" and "vswhere" in check.detail
     assert "Visual Studio Build Tools" in check.fix and "Microsoft.VisualStudio.Workload.VCTools" in check.fix
+    assert "vswhere" not in doctor.check_llama_server(os_name="linux").detail  # elsewhere: no Visual Studio talk
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="the stand-in vswhere is a POSIX script")
@@ -88,15 +100,13 @@ def test_windows_build_check_finds_visual_studio_as_cmake_does(foundry_laptop, t
                        "import sys\nassert 'Microsoft.VisualStudio.Component.VC.Tools.x86.x64' in sys.argv\n"
                        "print(r'C:\\BuildTools')\n")
     vswhere.chmod(vswhere.stat().st_mode | stat.S_IEXEC)
-    foundry_laptop.setattr(sys, "platform", "win32")
     foundry_laptop.setattr(llamacpp.platform, "machine", lambda: "AMD64")
     foundry_laptop.setenv("ProgramFiles(x86)", str(tmp_path / "pf86"))
     assert llamacpp.visual_studio_cpp() == "C:\\BuildTools"
     (tmp_path / "empty").mkdir(exist_ok=True)
-    foundry_laptop.setenv("PATHEXT", ".EXE")  # one extension: a faked win32 splits PATHEXT with this OS's pathsep
-    for name in ("cmake", "cmake.EXE"):  # cmake itself is there (pip's cmake package, or Kitware's)
-        cmake = tmp_path / "empty" / name
-        cmake.write_text("")
-        cmake.chmod(cmake.stat().st_mode | stat.S_IEXEC)
-    check = doctor.check_llama_server()
+    cmake = tmp_path / "empty" / "cmake"  # cmake itself is there (pip's cmake package, or Kitware's)
+    cmake.write_text("")
+    cmake.chmod(cmake.stat().st_mode | stat.S_IEXEC)
+    check = doctor.check_llama_server(os_name="win32")
     assert check.status == "info" and "not built yet" in check.detail, (check.detail, check.fix)
+    assert doctor.check_llama_server(os_name="linux").status == "fail"  # no compiler on PATH, and no VS there

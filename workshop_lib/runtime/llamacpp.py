@@ -117,18 +117,19 @@ def _source_locked(root: Path) -> Path:
     return src
 
 
-def find_toolchain() -> str:
+def find_toolchain(os_name: str = None) -> str:
     """cmake from PATH or from this venv (the ``cmake`` PyPI package), plus a C++ compiler: on PATH,
-    or on Windows a Visual Studio installation, which CMake finds without PATH."""
+    or on Windows a Visual Studio installation, which CMake finds without PATH. ``os_name`` (default
+    ``sys.platform``) lets a test check the Windows decision on any OS, with this OS's ``shutil.which``."""
+    windows = (os_name or sys.platform) == "win32"
     venv_bin = Path(sys.executable).parent
     cmake = shutil.which("cmake") or shutil.which("cmake", path=str(venv_bin))
-    compiler = any(shutil.which(c) for c in ("c++", "g++", "clang++", "cl")) or (
-        sys.platform == "win32" and visual_studio_cpp())
+    compiler = any(shutil.which(c) for c in ("c++", "g++", "clang++", "cl")) or (windows and visual_studio_cpp())
     if cmake and compiler:
         return cmake
-    where = " (looked on PATH, and for Visual Studio with vswhere as CMake does)" if sys.platform == "win32" else ""
+    where = " (looked on PATH, and for Visual Studio with vswhere as CMake does)" if windows else ""
     missing = " and ".join(m for m, ok in (("cmake", cmake), ("a C++ compiler" + where, compiler)) if not ok)
-    fix = VS_BUILD_TOOLS_FIX if sys.platform == "win32" else (
+    fix = VS_BUILD_TOOLS_FIX if windows else (
         "Debian/Ubuntu: sudo apt-get install build-essential cmake; Fedora: sudo dnf install "
         "gcc-c++ cmake; macOS: xcode-select --install. Or skip the build entirely by running "
         "Foundry Local (see README, 'Using Foundry Local').")
