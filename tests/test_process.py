@@ -1,9 +1,12 @@
 """The managed-process module, with small Python programs standing in for servers (any OS)."""
+import contextlib
 import json
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -12,18 +15,22 @@ import pytest
 from workshop_lib.errors import WorkshopError
 from workshop_lib.runtime import process, server
 
-# A stand-in server: answers every GET with 200, or hangs while the file argv[2] exists ("busy").
+# A stand-in server, one request at a time like a server whose slots are all taken: GET /generate keeps
+# "generating" while the file argv[2] exists (it touches argv[2] + ".started" first, so a test knows the
+# request is in flight); every other GET, /health included, answers 200 once nothing is generating.
 STANDIN = r"""
 import http.server, pathlib, sys, time
 busy = pathlib.Path(sys.argv[2])
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        while busy.exists():
-            time.sleep(0.1)
+        if self.path == "/generate":
+            pathlib.Path(str(busy) + ".started").touch()
+            while busy.exists():
+                time.sleep(0.1)
         self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
     def log_message(self, *args):
         pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 """
 
 
@@ -33,6 +40,35 @@ def start_standin(home: Path, name="standin", busy=None, ready_timeout=30, **kwa
     return process.start(name, [sys.executable, "-c", STANDIN, str(port), str(busy)], port=port,
                          health_url=f"http://127.0.0.1:{port}/health", log=home / f"{name}.log",
                          ready_timeout=ready_timeout, home=home, **kwargs)
+
+
+@contextlib.contextmanager
+def generating(record: process.Record, busy: Path):
+    """A real request in flight on the stand-in for the whole block: every health check meanwhile waits
+    behind it, far past any health-check timeout. Afterwards the request must finish with 200."""
+    busy.touch()
+    answers = []
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
+    request = threading.Thread(target=lambda: answers.append(direct.open(record.url + "/generate", timeout=120).status))
+    request.start()
+    started = Path(str(busy) + ".started")
+    try:
+        wait_for(started.exists, "the stand-in to start generating")
+        yield
+        assert request.is_alive(), "the request was no longer in flight when the block ended"
+    finally:
+        busy.unlink(missing_ok=True)
+        request.join(timeout=30)
+    assert answers == [200]  # the request was served to the end: nothing stopped the server under it
+
+
+def wait_for(condition, what: str, timeout: float = 15):
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {timeout} s for {what}")
+        time.sleep(0.05)
+    return result
 
 
 def sleeper() -> subprocess.Popen:
@@ -83,13 +119,12 @@ def test_a_busy_server_is_kept(tmp_path):
     busy = tmp_path / "busy"
     record = start_standin(tmp_path, busy=busy)
     try:
-        busy.touch()  # from now on /health hangs, far past any health-check timeout
-        assert process.running("standin", tmp_path) == record
-        time.sleep(1)
-        assert process.running("standin", tmp_path) == record  # a second lookup still finds it
-        assert psutil.pid_exists(record.pid)
+        with generating(record, busy):  # it answers nothing else until this request is done
+            assert process.running("standin", tmp_path) == record
+            assert process.running("standin", tmp_path) == record  # a second lookup still finds it
+            assert start_standin(tmp_path, busy=busy).pid == record.pid  # reused, not replaced or started twice
+            assert psutil.pid_exists(record.pid) and (tmp_path / "standin.json").exists()
     finally:
-        busy.unlink()
         process.stop("standin", tmp_path)
 
 
@@ -186,8 +221,9 @@ def test_reaped_kills_the_child_tree_on_interrupt(tmp_path):
     code = ("import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
             "time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", code])
-    time.sleep(0.5)
-    family = psutil.Process(proc.pid).children(recursive=True)
+    # The grandchild starts some time after the child: a snapshot before that would check nothing.
+    family = wait_for(lambda: psutil.Process(proc.pid).children(recursive=True), "the grandchild to start")
+    assert len(family) == 1
     with pytest.raises(KeyboardInterrupt), process.reaped(proc):
         raise KeyboardInterrupt
     assert proc.poll() is not None and all(gone(p.pid) for p in family)
@@ -206,9 +242,10 @@ def test_windows_lock_waits_past_ten_seconds_instead_of_raising(tmp_path, monkey
             if mode == FakeMsvcrt.LK_NBLCK and calls.count(mode) <= 30:
                 raise OSError(36, "Resource deadlock avoided")
 
-    monkeypatch.setitem(sys.modules, "msvcrt", FakeMsvcrt)
-    monkeypatch.setattr(process.sys, "platform", "win32")
     monkeypatch.setattr(process.time, "sleep", lambda s: None)
-    with process.exclusive(tmp_path / "w.lock", "a build on Windows"):
-        pass
-    assert calls.count(FakeMsvcrt.LK_NBLCK) == 31 and calls[-1] == FakeMsvcrt.LK_UNLCK
+    with open(tmp_path / "w.lock", "a+b") as handle:
+        assert process._msvcrt_lock(FakeMsvcrt, handle, blocking=True)  # the Windows code path, on any OS
+        assert calls.count(FakeMsvcrt.LK_NBLCK) == 31
+        calls.clear()
+        assert not process._msvcrt_lock(FakeMsvcrt, handle, blocking=False)  # taken: no wait at all
+        assert calls == [FakeMsvcrt.LK_NBLCK]

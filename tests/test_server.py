@@ -8,12 +8,35 @@ import urllib.request
 
 import psutil
 import pytest
-from conftest import needs_server
-from test_process import STANDIN, gone, start_standin
+from conftest import REAL_CACHE, finished_artifacts, needs_server
+from test_process import STANDIN, generating, gone, start_standin
 
+from workshop_lib import config
 from workshop_lib.measure import bench
-from workshop_lib.runtime import endpoint, llamacpp, process, server
+from workshop_lib.runtime import endpoint, llamacpp, models, process, server
 from workshop_lib.errors import EndpointError, PortInUseError, WorkshopError
+
+
+def test_a_unit_test_never_sees_the_learners_cache():
+    cache = config.cache_dir()
+    assert cache != REAL_CACHE and not cache.is_relative_to(REAL_CACHE) and list(cache.iterdir()) == []
+    assert server.server_home() == cache / "server"  # the key, records and logs a test makes land here
+
+
+@pytest.mark.server
+def test_a_server_test_reuses_the_real_build_and_models_but_keeps_its_state_apart():
+    cache = config.cache_dir()
+    assert cache != REAL_CACHE and server.server_home() == cache / "server"
+    for folder, name in finished_artifacts(REAL_CACHE):
+        assert (cache / folder / name).resolve() == (REAL_CACHE / folder / name).resolve()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WORKSHOP_CACHE_DIR", str(REAL_CACHE))
+        in_real_cache = ready_to_serve()
+    assert ready_to_serve() == in_real_cache  # what needs_server saw is what the test finds
+
+
+def ready_to_serve():
+    return llamacpp.is_built(), {alias: spec.path.exists() for alias, spec in models.load_registry().items()}
 
 
 def test_free_port_is_picked_on_loopback():
@@ -91,16 +114,15 @@ def test_an_old_record_with_a_reused_pid_never_kills_that_process(tmp_path):
 
 
 def test_a_busy_server_survives_a_second_lookup(tmp_path):
-    """Busy for longer than any health check: still ours, still running, found again."""
+    """Busy with a request for longer than any health check: still ours, still running, found again."""
     busy = tmp_path / "busy"
     record = start_standin(tmp_path, name=server.NAME, busy=busy)
     try:
-        busy.touch()
-        first = server.running_server(tmp_path)
-        second = server.start_server(home=tmp_path)  # what connect() calls: finds it, starts nothing
-        assert first.pid == second.pid == record.pid and psutil.pid_exists(record.pid)
+        with generating(record, busy):  # a request in flight: the stand-in answers nothing else meanwhile
+            first = server.running_server(tmp_path)
+            second = server.start_server(home=tmp_path)  # what connect() calls: finds it, starts nothing
+            assert first.pid == second.pid == record.pid and psutil.pid_exists(record.pid)
     finally:
-        busy.unlink()
         assert server.stop_server(tmp_path)
     assert gone(record.pid) and server.running_server(tmp_path) is None
 

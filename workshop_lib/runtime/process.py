@@ -214,21 +214,26 @@ def _try_lock(lock_path: Path):
 def _lock(handle, blocking: bool) -> bool:
     if sys.platform == "win32":
         import msvcrt
-        handle.seek(0)
-        while True:  # LK_LOCK gives up after 10 s with OSError: poll without a limit instead
-            try:
-                msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-                return True
-            except OSError:
-                if not blocking:
-                    return False
-                time.sleep(0.5)
+        return _msvcrt_lock(msvcrt, handle, blocking)
     import fcntl
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         return True
     except BlockingIOError:
         return False
+
+
+def _msvcrt_lock(msvcrt, handle, blocking: bool) -> bool:
+    """Windows' lock (``msvcrt`` passed in, so a test can give a stand-in on any OS)."""
+    handle.seek(0)
+    while True:  # LK_LOCK gives up after 10 s with OSError: poll without a limit instead
+        try:
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            if not blocking:
+                return False
+            time.sleep(0.5)
 
 
 def _unlock(handle) -> None:
