@@ -70,6 +70,7 @@ def test_missing_runtime_without_npm_is_a_clear_error(monkeypatch, tmp_path):
         webpage.ensure_ort()
 
 
+@pytest.mark.browser
 def test_wasm_page_finds_the_expected_chunks_and_matches_python(corpus, embedder):
     chunks, index = corpus
     with webpage.PageServer(index) as server, chromium_page() as tab:
@@ -87,6 +88,7 @@ def test_wasm_page_finds_the_expected_chunks_and_matches_python(corpus, embedder
         save_screenshot(tab, "browser_inference_wasm")
 
 
+@pytest.mark.browser
 def test_javascript_tokenizer_matches_python_on_the_whole_corpus(corpus, embedder):
     chunks, index = corpus
     texts = [c.text for c in chunks] + SENTENCES
@@ -97,6 +99,7 @@ def test_javascript_tokenizer_matches_python_on_the_whole_corpus(corpus, embedde
     assert not mismatched, f"{len(mismatched)} texts tokenize differently, e.g. {mismatched[0][:200]!r}"
 
 
+@pytest.mark.browser
 def test_webgpu_is_attempted_and_its_absence_reported(corpus):
     _, index = corpus
     with webpage.PageServer(index) as server, chromium_page() as tab:

@@ -11,6 +11,7 @@ from workshop_lib.runtime import capabilities, endpoint
 
 @pytest.fixture(scope="module")
 def lab():
+    """The embedded server (its tests carry needs_server: without the build they skip, nothing is built)."""
     with pytest.MonkeyPatch.context() as mp:
         for variable in endpoint.ENDPOINT_VARIABLES:
             mp.delenv(variable, raising=False)

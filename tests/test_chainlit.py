@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import psutil
 import pytest
 from browser import chromium_page, save_screenshot
+from conftest import connect_or_skip
 
 from workshop_lib.apps import chainlit_app as app
 from workshop_lib.config import DATA_DIR
@@ -141,16 +142,13 @@ def rag_question() -> str:
 
 @pytest.fixture(scope="module")
 def rag():
-    module = pytest.importorskip("workshop_lib.rag", reason="the RAG module (workshop_lib/rag) is not there yet")
-    if not hasattr(module, "retrieve"):
-        pytest.skip("retrieval (rag.retrieve, issue 9) has not landed yet: only the corpus and its chunks have")
-    return module
+    from workshop_lib import rag
+    return rag
 
 
 @pytest.fixture(scope="module")
-def lab(rag):
-    import workshop_lib as wl
-    return wl.connect(verbose=False)
+def lab():
+    return connect_or_skip()
 
 
 @pytest.fixture(scope="module")
@@ -186,6 +184,8 @@ def ask(page, text, done, timeout_s: float = 240):
     return page.locator(ANSWER).last
 
 
+@pytest.mark.server  # the real endpoint (lab), the app, and chromium
+@pytest.mark.browser
 def test_browser_answer_streams_with_clickable_sources(app_url, lab, rag):
     question = rag_question()
     with chromium_page() as page:
@@ -211,6 +211,8 @@ def test_browser_answer_streams_with_clickable_sources(app_url, lab, rag):
         save_screenshot(page, "chainlit_rag_answer")
 
 
+@pytest.mark.server  # the real endpoint (lab), the app, and chromium
+@pytest.mark.browser
 def test_browser_model_picker_lists_the_served_models(app_url, lab):
     with chromium_page() as page:
         open_chat(page, app_url)
@@ -222,6 +224,8 @@ def test_browser_model_picker_lists_the_served_models(app_url, lab):
         save_screenshot(page, "chainlit_model_picker")
 
 
+@pytest.mark.server  # the real endpoint (lab), the app, and chromium
+@pytest.mark.browser
 def test_browser_empty_huge_and_file_input_do_not_crash(app_url, rag, tmp_path):
     with chromium_page() as page:
         open_chat(page, app_url)
@@ -243,6 +247,8 @@ def test_browser_empty_huge_and_file_input_do_not_crash(app_url, rag, tmp_path):
         save_screenshot(page, "chainlit_bad_input")
 
 
+@pytest.mark.server  # the real endpoint (lab), the app, and chromium
+@pytest.mark.browser
 def test_browser_endpoint_down_is_said_not_crashed(app_url):
     """Last: restarts the app on a closed port (the module fixture stops it afterwards)."""
     down = SimpleNamespace(base_url=f"http://127.0.0.1:{closed_port()}/v1", api_key=None, models={}, available=[])

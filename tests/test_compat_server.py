@@ -13,7 +13,7 @@ from conftest import needs_server
 from workshop_lib.errors import PortInUseError
 from workshop_lib.runtime import capabilities, compat_server, endpoint, server
 
-pytestmark = needs_server
+pytestmark = [needs_server, pytest.mark.server, pytest.mark.install]  # pip-installs llama-cpp-python[server]
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,7 @@ def foundry_web_service():
     proc.wait(timeout=30)
 
 
+@pytest.mark.server  # a real Foundry Local web service (it tries the online catalog)
 def test_attaching_to_a_service_without_the_model_says_which_command_to_type(foundry_web_service, monkeypatch):
     monkeypatch.delenv("WORKSHOP_ENDPOINT", raising=False)
     monkeypatch.setenv("FOUNDRY_LOCAL_ENDPOINT", foundry_web_service)
@@ -56,6 +57,7 @@ def fake_foundry_cli(folder, output: str) -> None:
     (folder / "foundry.cmd").write_text(f'@"{sys.executable}" "{script}" %*\r\n')  # what Windows runs
 
 
+@pytest.mark.server
 def test_the_service_url_is_read_from_the_foundry_cli(foundry_web_service, monkeypatch, tmp_path):
     # prints what `foundry service status` prints while the service runs
     fake_foundry_cli(tmp_path, f"Model management service is running on {foundry_web_service}/openai/status")
@@ -92,6 +94,8 @@ def test_byom_says_what_is_missing_when_the_gguf_packages_are_absent(fake_model,
     assert foundry.byom_missing("tiny") == ""  # already converted: the GGUF is not needed
 
 
+@pytest.mark.server  # the assembled GGUF, converted (minutes) and run
+@pytest.mark.install
 @needs_converter
 def test_byom_model_chats_through_the_foundry_runtime():
     from workshop_lib.measure import compare
