@@ -113,8 +113,9 @@ def test_an_old_record_with_a_reused_pid_never_kills_that_process(tmp_path):
         other.wait()
 
 
-def test_a_busy_server_survives_a_second_lookup(tmp_path):
+def test_a_busy_server_survives_a_second_lookup(tmp_path, monkeypatch):
     """Busy with a request for longer than any health check: still ours, still running, found again."""
+    monkeypatch.setattr(llamacpp, "ensure_built", lambda progress=True: pytest.fail("not found: would build one"))
     busy = tmp_path / "busy"
     record = start_standin(tmp_path, name=server.NAME, busy=busy)
     try:
