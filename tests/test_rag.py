@@ -82,6 +82,7 @@ def test_grounded_messages_number_sources_and_citations_are_parsed():
     assert not rag.is_relevant([], 0.5)
 
 
+@pytest.mark.install  # reads llama.cpp's docs from the unpacked sdist, which pip downloads if it is missing
 def test_question_set_is_valid_and_its_support_is_real():
     items = rag.load_questions()
     docs = rag.load_documents()
