@@ -30,10 +30,11 @@ def score(code: str, timeout: float = 10.0) -> tuple:
 
 
 def sandbox_processes() -> set:
-    """Live processes of any sandboxed run (their command line names the run's folder)."""
-    found = set()
+    """Live processes of any sandboxed run: their command line names the run's folder, ``<tmp>/wl-...``
+    (also the scorer's runs before it had a sandbox, so the test can fail on that code)."""
+    marker, found = os.path.join(tempfile.gettempdir(), "wl-"), set()
     for proc in psutil.process_iter(["cmdline", "status"]):
-        if proc.info["status"] != psutil.STATUS_ZOMBIE and any("wl-sandbox-" in a for a in proc.info["cmdline"] or ()):
+        if proc.info["status"] != psutil.STATUS_ZOMBIE and any(marker in a for a in proc.info["cmdline"] or ()):
             found.add(proc.pid)
     return found
 
@@ -99,8 +100,7 @@ def test_the_servers_key_in_the_user_cache_cannot_be_read(nothing_left_behind, m
     key = server.server_home() / "api_key"
     key.write_text("stand-in-key-1f2e3d")
     key.chmod(0o600)
-    escape = (f"import os\nprint(open({str(key)!r}).read())\n"
-              "print(open(os.path.expanduser('~/.cache/local-llm-lab/server/api_key')).read())\n")
+    escape = f"print(open({str(key)!r}).read())\n"  # the right answer passes only if this works
     run = sandbox.run_python(scoring.code_program(REFERENCE, RIGHT + escape, "check(add)"))
     assert "stand-in-key" not in run.stdout_tail + run.stderr_tail
     assert score(RIGHT + escape)[0] == 0.0
