@@ -83,9 +83,37 @@ def test_math_takes_the_final_number(text, want, score):
     assert scoring.score_math(text, {"answer": want})[0] == score
 
 
-@pytest.mark.parametrize("text, letter", [("B", "B"), ("(C) because", "C"), ("The answer is D.", "D"), ("", None)])
+@pytest.mark.parametrize("text, letter", [
+    ("B", "B"), ("(C) because", "C"), ("The answer is D.", "D"), ("", None), ("**B**", "B"), ("Answer: (A)", "A"),
+    ("B. Paris", "B"), ("D) 42", "D"), ("The correct answer is B because the premise is false.", "B"),
+    # the article "a"/"A" is not an option letter
+    ("the answer is a bit unclear", None), ("A fallacy of relevance.", None),
+    ("The answer is a fallacy of relevance, so C.", "C"), ("I would say the answer is a classic ad hominem: option D", "D")])
 def test_knowledge_reads_the_letter(text, letter):
     assert scoring.answer_letter(text) == letter
+
+
+def test_a_lower_case_article_after_answer_is_scored_wrong_not_read_as_a_letter():
+    assert scoring.score_knowledge("The answer is a strawman, so B.", {"answer": "B"})[0] == 1.0
+    assert scoring.score_knowledge("The answer is a strawman, so B.", {"answer": "A"})[0] == 0.0
+
+
+ADD = {"prompt": 'def add(a, b):\n    """Return a + b."""\n', "entry_point": "add",
+       "test": "def check(f):\n    assert f(2, 3) == 5\n"}
+
+
+def test_the_code_block_that_defines_the_entry_point_is_scored_not_the_longest():
+    reply = ("```python\ndef add(a, b):\n    return a + b\n```\nUsage:\n"
+             "```python\n# print the sum of two numbers, then of two others, to show how it is used\nprint(add(1, 2))\n```")
+    assert scoring.extract_code(reply, "add") == "def add(a, b):\n    return a + b\n"
+    assert scoring.score("code", reply, ADD) == (1.0, "passed")
+
+
+def test_without_a_definition_the_first_code_block_is_scored():
+    reply = "```python\n    return a + b\n```\nFor example:\n```python\n# adding two and three gives five\nadd(2, 3)\n```"
+    assert scoring.extract_code(reply, "add") == "    return a + b\n"
+    assert scoring.score("code", reply, ADD) == (1.0, "passed")
+    assert scoring.extract_code("def add(a, b): return a + b", "add") == "def add(a, b): return a + b"
 
 
 def test_instructions_use_googles_checkers():

