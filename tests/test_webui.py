@@ -78,7 +78,7 @@ def no_supported_python(private_cache, monkeypatch):
     monkeypatch.delenv("WORKSHOP_WEBUI_PYTHON", raising=False)
 
 
-def test_no_supported_python_skips_install_with_one_sentence(no_supported_python, capsys):
+def test_no_supported_python_skips_install_with_one_sentence(no_supported_python, private_cache, capsys):
     assert webui.main(["install"]) == webui.NO_PYTHON_EXIT
     out = capsys.readouterr()
     assert len(out.out.strip().splitlines()) == 1 and not out.err
