@@ -108,6 +108,14 @@ def test_webui_python_setting_is_checked(private_cache, monkeypatch):
         webui.app_python()
 
 
+def test_app_venv_without_pip_is_made_anew(private_cache):
+    """A venv left by an interrupted install, or by an earlier run on another Python: pip could not use it."""
+    import subprocess
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(private_cache / "webui" / "venv")], check=True)
+    webui._make_venv(Path(sys.executable))
+    assert subprocess.run([str(webui._venv_python()), "-c", "import pip"]).returncode == 0
+
+
 # The real thing: installed (once, about 2 to 4 minutes) and started on the workshop's endpoint.
 
 @pytest.fixture(scope="module")
