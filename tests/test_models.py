@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -34,6 +35,48 @@ def test_registry_has_the_three_models_with_their_roles():
     assert len(registry["qwen2.5-coder-1.5b"].parts) == 22
     assert registry["gemma-3-270m"].chat_template is False
     assert registry["gemma-3-270m"].parts[0].file.endswith("part00")  # chunks count from 0 there
+
+
+# What the weights are, as checked against the publishers' own files (shared/FACTS.md, "Provenance").
+UPSTREAM = {
+    "qwen2.5-coder-0.5b": ("Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+                           491_400_064, "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
+    "qwen2.5-coder-1.5b": ("Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+                           1_117_320_768, "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"),
+}
+
+
+def test_registry_names_the_upstream_file_each_model_equals():
+    registry = models.load_registry()
+    for alias, (repo, file, size, sha256) in UPSTREAM.items():
+        spec = registry[alias]
+        assert (spec.upstream.repo, spec.upstream.file, spec.size, spec.sha256) == (repo, file, size, sha256)
+        assert spec.upstream.file.endswith(f"-{spec.quantization.split()[0].lower()}.gguf"), spec.quantization
+    assert registry["gemma-3-270m"].upstream is None  # matched to no published file: says so, claims nothing
+
+
+def test_half_a_billion_model_is_labelled_as_qwens_q4_k_m_file():
+    label = models.load_registry()["qwen2.5-coder-0.5b"].quantization
+    assert label.startswith("Q4_K_M") and "Q5_0/Q8_0" in label and "896" in label and "AWQ" not in label
+
+
+def facts_file():
+    here = Path(__file__).resolve().parents[1]
+    return next((p for p in (here.parent / "shared" / "FACTS.md", here.parents[1] / "shared" / "FACTS.md")
+                 if p.is_file()), None)
+
+
+@pytest.mark.skipif(facts_file() is None, reason="no shared/FACTS.md beside this clone (only the developers have it)")
+def test_registry_agrees_with_the_verified_facts():
+    facts = facts_file().read_text(encoding="utf-8")
+    provenance = facts[facts.index("**Provenance of the weights.**"):][:800]
+    for alias, spec in models.load_registry().items():
+        row = next(line for line in facts.splitlines() if line.startswith(f"| `{alias}` |"))
+        assert spec.sha256 in row and f"{spec.size:,}" in row, alias
+        if spec.upstream:
+            assert spec.upstream.file in provenance and spec.upstream.repo in provenance
+            assert ("Q4_K_M" in row) == spec.quantization.startswith("Q4_K_M"), alias
+    assert "Q5_0/Q8_0" in next(line for line in facts.splitlines() if line.startswith("| `qwen2.5-coder-0.5b` |"))
 
 
 def test_unknown_alias_lists_the_known_ones():

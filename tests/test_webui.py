@@ -4,6 +4,8 @@ import json
 import os
 import socket
 import stat
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import psutil
@@ -61,6 +63,60 @@ def test_port_taken_is_a_clear_error(private_cache, monkeypatch):
             webui.start(SimpleNamespace(base_url="http://127.0.0.1:9/v1", api_key=None), port=s.getsockname()[1])
 
 
+def skip_without_a_supported_python():
+    """A machine with only Python 3.13+: the real-app tests skip, as lesson 06 does, with its sentence."""
+    try:
+        webui.app_python()
+    except webui.NoSupportedPython as exc:
+        pytest.skip(exc.sentence())
+
+
+@pytest.fixture
+def no_supported_python(private_cache, monkeypatch):
+    """This machine as one with only a Python that Open WebUI does not support, and no other."""
+    monkeypatch.setattr(webui, "SUPPORTED_PYTHONS", ((3, 99),))
+    monkeypatch.setattr(webui.pythons, "find", lambda versions: None)
+    monkeypatch.delenv("WORKSHOP_WEBUI_PYTHON", raising=False)
+
+
+def test_no_supported_python_skips_install_with_one_sentence(no_supported_python, private_cache, capsys):
+    assert webui.main(["install"]) == webui.NO_PYTHON_EXIT
+    out = capsys.readouterr()
+    assert len(out.out.strip().splitlines()) == 1 and not out.err
+    assert out.out.startswith("Open WebUI skipped: Open WebUI 0.12.4 needs Python 3.11 or 3.12")
+    assert "install Python 3.12" in out.out and "reaches PyPI" not in out.out
+    assert not (private_cache / "webui" / "venv").exists(), "a venv on an unsupported Python was left behind"
+
+
+def test_webui_tests_skip_with_that_sentence(no_supported_python):
+    with pytest.raises(pytest.skip.Exception, match="Open WebUI skipped: .* install Python 3.12"):
+        skip_without_a_supported_python()
+
+
+def test_a_supported_python_found_elsewhere_is_used(private_cache, monkeypatch, tmp_path):
+    monkeypatch.setattr(webui, "SUPPORTED_PYTHONS", ((3, 99),))
+    monkeypatch.delenv("WORKSHOP_WEBUI_PYTHON", raising=False)
+    monkeypatch.setattr(webui.pythons, "find", lambda versions: tmp_path / "python3.99")
+    assert webui.app_python() == tmp_path / "python3.99"
+
+
+def test_webui_python_setting_is_checked(private_cache, monkeypatch):
+    monkeypatch.setenv("WORKSHOP_WEBUI_PYTHON", sys.executable)
+    monkeypatch.setattr(webui, "SUPPORTED_PYTHONS", (sys.version_info[:2],))
+    assert webui.app_python().resolve() == Path(sys.executable).resolve()
+    monkeypatch.setattr(webui, "SUPPORTED_PYTHONS", ((3, 99),))
+    with pytest.raises(webui.NoSupportedPython, match=f"WORKSHOP_WEBUI_PYTHON=.* is Python {sys.version_info[0]}"):
+        webui.app_python()
+
+
+def test_app_venv_without_pip_is_made_anew(private_cache):
+    """A venv left by an interrupted install, or by an earlier run on another Python: pip could not use it."""
+    import subprocess
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(private_cache / "webui" / "venv")], check=True)
+    webui._make_venv(Path(sys.executable))
+    assert subprocess.run([str(webui._venv_python()), "-c", "import pip"]).returncode == 0
+
+
 # The real thing: installed (once, about 2 to 4 minutes) and started on the workshop's endpoint.
 
 @pytest.fixture(scope="module")
@@ -70,6 +126,7 @@ def lab():
 
 @pytest.fixture(scope="module")
 def ui(lab):
+    skip_without_a_supported_python()
     if not webui.is_installed():  # the tests' cache links the learner's installed venv, if there is one
         pytest.skip("Open WebUI is not installed (2.9 GB, about 4 minutes): python -m workshop_lib webui install")
     started = webui.start(lab, progress=False)

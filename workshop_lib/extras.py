@@ -83,6 +83,40 @@ def run_pip(args: list, log: Path, python=None, desc: str = "pip", progress: boo
                 proc.kill()
             proc.wait()
     if proc.returncode != 0:
-        tail = "".join(log.read_text(encoding="utf-8", errors="replace").splitlines(True)[-10:])
-        raise WorkshopError(f"pip failed (exit {proc.returncode}) while installing {desc.removeprefix('pip ')}:\n{tail}",
-                            f"Read {log}; check that pip reaches PyPI, then run: {' '.join(cmd)}")
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines(True)
+        cause, fix = pip_failure_cause("".join(lines[-200:]), python_version(python))
+        raise WorkshopError(f"pip failed (exit {proc.returncode}) while installing {desc.removeprefix('pip ')}"
+                            f"{cause}:\n{''.join(lines[-10:])}", f"{fix} Then run: {' '.join(cmd)} (log: {log})")
+
+
+WRONG_PYTHON = re.compile(r"Requires-Python|requires a different [Pp]ython")
+NO_MATCH = re.compile(r"No matching distribution found for (\S+)")
+NO_NETWORK = re.compile(r"NewConnectionError|ProxyError|Max retries exceeded|Could not fetch URL|"
+                        r"Temporary failure in name resolution|Name or service not known|SSLError|timed out")
+
+
+def pip_failure_cause(output: str, python: str) -> tuple:
+    """(cause, fix) read from pip's output: the Python version or the network when pip's own lines
+    say so; the network is only a guess when nothing more precise is known."""
+    missing = NO_MATCH.search(output)
+    what = missing.group(1) if missing else "a package"
+    if WRONG_PYTHON.search(output):
+        return (f": {what} has no release for Python {python} (pip: \"require a different python version\")",
+                f"Use a Python that {what} supports (pip's lines above give its Requires-Python range) "
+                "instead of this one.")
+    if NO_NETWORK.search(output):
+        return (": pip could not reach the package index",
+                "Check your network and proxy settings (HTTPS_PROXY, `pip config list`).")
+    if missing:
+        return (f": the package index has no {what} for Python {python} on this platform",
+                "Check the pin and that pip uses the right index (`pip config list`).")
+    return "", "Read the log; if it shows no cause, check that pip reaches PyPI."
+
+
+def python_version(python=None) -> str:
+    """``X.Y.Z`` of ``python`` (default: this interpreter)."""
+    if python is None or Path(python) == Path(sys.executable):
+        return sys.version.split()[0]
+    out = subprocess.run([str(python), "-c", "import sys; print(sys.version.split()[0])"], capture_output=True,
+                         text=True)
+    return out.stdout.strip() or "(unknown version)"

@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import extras
+from .. import extras, pythons
 from ..config import cache_dir, setting, write_atomic
 from ..errors import WorkshopError
 from ..runtime import endpoint, process
@@ -32,6 +32,8 @@ NAME = "open-webui"  # the process record's name
 REQUIREMENTS = Path(__file__).resolve().with_name("openwebui-requirements.txt")
 TORCH_PIN = "torch==2.13.0"  # installed first: a plain `torch` pulls a CUDA build of several GB on Linux
 ADMIN_EMAIL = "admin@localhost"
+SUPPORTED_PYTHONS = ((3, 12), (3, 11))  # open-webui 0.12.4 declares Requires-Python >=3.11,<3.13
+NO_PYTHON_EXIT = 3  # `webui install`'s exit code when this machine has no Python Open WebUI supports
 
 
 @dataclass
@@ -76,14 +78,45 @@ def is_installed() -> bool:
     return executable().is_file() and stamp.is_file() and stamp.read_text() == _install_digest()
 
 
+class NoSupportedPython(WorkshopError):
+    """Open WebUI cannot be installed: no Python it supports on this machine."""
+
+    def sentence(self) -> str:
+        """The one line setup and lesson 06 print when they skip Open WebUI."""
+        return f"Open WebUI skipped: {self.problem}; to use lesson 06, {self.fix}."
+
+
+MISSING_PYTHON_FIX = ("install Python 3.12 (python.org; Windows `winget install Python.Python.3.12`; macOS `brew "
+                      "install python@3.12`; Linux `pyenv install 3.12`, or your distribution's python3.12 with "
+                      "its venv package), then run `python -m workshop_lib webui install`")
+
+
+def app_python() -> Path:
+    """The interpreter for Open WebUI's venv: this one if Open WebUI supports it, else one found on the
+    machine (py launcher, python3.12/3.11 on PATH, pyenv); ``WORKSHOP_WEBUI_PYTHON`` names one
+    yourself. Raises NoSupportedPython if none is supported."""
+    if chosen := setting("webui_python"):
+        found = pythons.version_of([chosen])
+        if found and found[1] in SUPPORTED_PYTHONS:
+            return found[0]
+        have = f"WORKSHOP_WEBUI_PYTHON={chosen} is " + (f"Python {found[1][0]}.{found[1][1]}" if found else
+                                                         "not a Python that starts")
+    elif sys.version_info[:2] in SUPPORTED_PYTHONS:
+        return Path(sys.executable)
+    elif found := pythons.find(SUPPORTED_PYTHONS):
+        return found
+    else:
+        have = f"this machine has only Python {sys.version.split()[0]}"
+    raise NoSupportedPython(f"Open WebUI 0.12.4 needs Python 3.11 or 3.12, and {have}", MISSING_PYTHON_FIX)
+
+
 def install(progress: bool = True) -> float:
     """Create the app's venv and pip-install Open WebUI into it (once); returns the seconds it took."""
     with process.exclusive(home() / "install.lock", waiting_for="another Open WebUI install to finish"):
         if is_installed():
             return 0.0
         start = time.perf_counter()
-        if not _venv_python().exists():
-            subprocess.run([sys.executable, "-m", "venv", str(home() / "venv")], check=True)
+        _make_venv(app_python())
         log = home() / "install.log"
         index = ["--index-url", setting("torch_index")] if setting("torch_index") else []
         _pip(["install", TORCH_PIN, *index], log, progress, "torch (CPU)")
@@ -92,14 +125,27 @@ def install(progress: bool = True) -> float:
         return time.perf_counter() - start
 
 
+def _make_venv(python: Path) -> None:
+    """The app's venv on ``python``; one left on another Python, or without pip (an interrupted
+    creation), is made anew: pip could not install Open WebUI into it."""
+    venv = home() / "venv"
+    if _venv_python().exists():
+        found = pythons.version_of([str(_venv_python())])
+        has_pip = subprocess.run([str(_venv_python()), "-c", "import pip"], capture_output=True).returncode == 0
+        if found and found[1] == pythons.version_of([str(python)])[1] and has_pip:
+            return
+        shutil.rmtree(venv)
+    subprocess.run([str(python), "-m", "venv", str(venv)], check=True)
+
+
 def _pip(args: list, log: Path, progress: bool, what: str) -> None:
-    """pip in the app's venv; a failure names the command that retries the whole install."""
+    """pip in the app's venv; a failure keeps pip's cause and names the command that retries the install."""
     try:
         extras.run_pip(args, log, python=_venv_python(), desc=f"pip {what}", progress=progress)
     except WorkshopError as exc:
         raise WorkshopError(f"Installing {what} for Open WebUI failed: {exc.problem}",
-                            f"Read {log}; check that pip reaches PyPI, then run "
-                            "`python -m workshop_lib.apps.webui install` again.") from None
+                            f"{exc.fix.split(' Then run:')[0]} Then run `python -m workshop_lib webui install` "
+                            "again.") from None
 
 
 def secret_key() -> str:
@@ -261,6 +307,9 @@ def main(argv=None) -> int:
         else:
             reset()
             print(f"Open WebUI stopped; its accounts and chats in {home() / 'data'} are deleted")
+    except NoSupportedPython as exc:  # not a failed setup: lesson 06 skips Open WebUI and says why
+        print(exc.sentence())
+        return NO_PYTHON_EXIT
     except WorkshopError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -30,6 +30,12 @@ class Part:
 
 
 @dataclass(frozen=True)
+class Upstream:
+    repo: str  # the model publisher's repository, e.g. "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF"
+    file: str  # the file there that the assembled GGUF equals byte for byte (size and SHA-256)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     alias: str
     title: str
@@ -44,6 +50,7 @@ class ModelSpec:
     size: int
     sha256: str
     parts: tuple
+    upstream: Upstream = None  # None: not matched to a published file
 
     @property
     def path(self) -> Path:
@@ -74,7 +81,8 @@ def _parse_entry(entry: dict, path) -> ModelSpec:
     tpl = entry["parts"]
     parts = tuple(Part(tpl["package"].format(n=n + 1, n0=n), tpl["module"].format(n=n + 1, n0=n),
                        tpl["file"].format(n=n + 1, n0=n)) for n in range(tpl["count"]))
-    return ModelSpec(**{**{f: entry[f] for f in _FIELDS}, "parts": parts})
+    upstream = Upstream(**entry["upstream"]) if entry.get("upstream") else None
+    return ModelSpec(**{**{f: entry[f] for f in _FIELDS}, "parts": parts, "upstream": upstream})
 
 
 def get_spec(alias: str) -> ModelSpec:
