@@ -37,8 +37,9 @@ def paired_table(outcomes: pd.DataFrame, first: str = "slm", second: str = "llm"
     """The exact McNemar test of two roles on the items both answered, per ``by`` group and over all items:
     ``only_<first>`` / ``only_<second>`` are the discordant items, ``p`` the two-sided p value.
     Failed requests count as wrong, as in ``accuracy_table``."""
-    wide = outcomes.assign(score=outcomes["score"].where(~failed_mask(outcomes), 0.0)).pivot_table(index=[by, "item_id"], columns="role", values="score",
-                                                    aggfunc="first").dropna(subset=[first, second])
+    scored = outcomes.assign(score=outcomes["score"].where(~failed_mask(outcomes), 0.0))
+    wide = scored.pivot_table(index=[by, "item_id"], columns="role", values="score", aggfunc="first")
+    wide = wide.dropna(subset=[first, second])  # only items both roles were asked
     groups = [(name, part) for name, part in wide.groupby(level=0)] + [("all", wide)]
     rows = []
     for name, part in groups:
