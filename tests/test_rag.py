@@ -116,3 +116,33 @@ def test_query_vectors_are_remembered_on_one_thread_and_threads_are_restored():
     assert index.embed_query.cache_info().hits == 1
     assert torch.get_num_threads() == threads
     assert abs(float(first @ first) - 1.0) < 1e-4  # unit length: a dot product is a cosine
+
+
+class FakeJudgeClient:
+    """Stands in for the OpenAI client: every chat completion returns ``reply``."""
+
+    def __init__(self, reply):
+        self.reply = reply
+
+    def with_options(self, **_):
+        return self
+
+    @property
+    def chat(self):
+        return self
+
+    @property
+    def completions(self):
+        return self
+
+    def create(self, **_):
+        message = type("Message", (), {"content": self.reply})
+        return type("Completion", (), {"choices": [type("Choice", (), {"message": message})]})
+
+
+@pytest.mark.parametrize("reply, want", [("CORRECT", True), ("Correct.", True), ("INCORRECT", False),
+                                         ("incorrect", False), ("", None), (None, None), ("I cannot tell", None),
+                                         ("CORRECT or INCORRECT", None), ("CORRECTION", None)])
+def test_the_judge_passes_only_an_explicit_correct(reply, want):
+    item = {"question": "q", "answer": "a"}
+    assert evaluate.judge(FakeJudgeClient(reply), "m", item, "candidate") is want

@@ -1,5 +1,6 @@
 """Scoring retrieval and answers against data/rag/questions.json (taught in 04_rag)."""
 import json
+import re
 import time
 
 from ..config import DATA_DIR
@@ -91,10 +92,19 @@ JUDGE = ("You grade answers. Reply with one word, CORRECT or INCORRECT: does the
          "the reference answer on the facts the question asks for?")
 
 
-def judge(client, model: str, item, text: str) -> bool:
-    """LLM-as-judge: the larger model compares an answer with the reference (a second opinion only)."""
+def verdict(reply: str):
+    """The judge's verdict in ``reply``: True for CORRECT, False for INCORRECT, None when it says neither or
+    both (unparseable). Only an explicit CORRECT counts: an empty or garbled reply is never a pass."""
+    words = set(re.findall(r"[A-Z]+", (reply or "").upper()))
+    said = {"CORRECT", "INCORRECT"} & words
+    return None if len(said) != 1 else said == {"CORRECT"}
+
+
+def judge(client, model: str, item, text: str):
+    """LLM-as-judge: the larger model compares an answer with the reference (a second opinion only).
+    True, False, or None when its reply names no verdict (count those, never treat them as correct)."""
     reply = client.with_options(max_retries=RETRIES).chat.completions.create(
         model=model, temperature=0, max_tokens=5, messages=[
             {"role": "system", "content": JUDGE},
             {"role": "user", "content": f"Question: {item['question']}\nReference: {item['answer']}\nCandidate: {text}"}])
-    return "INCORRECT" not in (reply.choices[0].message.content or "").upper()
+    return verdict(reply.choices[0].message.content)

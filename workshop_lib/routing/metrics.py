@@ -9,9 +9,14 @@ all-small and all-large,
   with the trapezoid rule over the curve's shares (0..1 here): 0.5 is what random routing gets;
 - share needed for x% of the gap: RouteLLM interpolates the curve (its "CPT"); here the smallest share
   at which the piecewise-linear curve reaches weak + x (strong - weak), which equals it on rising curves.
+
+``bootstrap_apgr`` adds what RouteLLM's tables leave out: how much of an APGR is item noise.
 """
 import numpy as np
 import pandas as pd
+
+from ..measure.stats import paired_bootstrap
+from .routers import SHARES, quality_curve
 
 
 def apgr(curve: pd.DataFrame, weak: float, strong: float):
@@ -52,3 +57,23 @@ def summarize(name: str, curve: pd.DataFrame, weak: float, strong: float, at: fl
             "share_for_50%": share_for_gap(curve, weak, strong, 0.5), "share_for_80%": s80,
             "operating_share": float(row["share"]), "quality": float(row["quality"]),
             "latency_s": float(row.get("latency_s", np.nan)), "cost_per_request": float(row.get("cost", np.nan))}
+
+
+def bootstrap_apgr(table: pd.DataFrame, needs: dict, differences=(), n_boot: int = 1000, seed: int = 0,
+                   shares=SHARES, level: float = 0.95) -> pd.DataFrame:
+    """Each router's APGR (``needs``: name -> need per item of ``table``) with a percentile interval from a
+    paired bootstrap over items: every draw resamples the items once, and every router, and the all-small and
+    all-large baselines, are scored on that same draw. ``differences`` (pairs of names) get intervals of
+    ``APGR(a) - APGR(b)``: an interval that excludes 0 is a difference the items can resolve."""
+    slm, llm = table["score_slm"].to_numpy(float), table["score_llm"].to_numpy(float)
+    needs = {name: np.asarray(need, float) for name, need in needs.items()}
+
+    def statistics(index):
+        weak, strong = slm[index].mean(), llm[index].mean()
+        values = {name: apgr(quality_curve(slm[index], llm[index], need[index], shares, seed), weak, strong)
+                  for name, need in needs.items()}
+        for a, b in differences:
+            values[f"{a} - {b}"] = None if values[a] is None or values[b] is None else values[a] - values[b]
+        return values
+
+    return paired_bootstrap(len(table), statistics, n_boot, seed, level)

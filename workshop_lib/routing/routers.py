@@ -23,7 +23,21 @@ def outcome_table(outcomes: pd.DataFrame) -> pd.DataFrame:
     wide.columns = [f"{field}_{role}" for field, role in wide.columns]
     wide = wide.dropna(subset=["score_slm", "score_llm"])
     first = greedy.drop_duplicates("item_id").set_index("item_id")["task"]
-    return wide.join(first).reset_index()
+    return wide.join(first).join(check_calls(outcomes)).fillna({c: 0 for c in CHECK_COLUMNS}).reset_index()
+
+
+CHECK_COLUMNS = ("check_calls", "check_e2e_s", "check_prompt_tokens", "check_completion_tokens")
+
+
+def check_calls(outcomes: pd.DataFrame) -> pd.DataFrame:
+    """Per item, the model calls a cascade's verifier makes: the small model's extra sampled answers
+    (math self-consistency), counted and summed (their seconds and tokens), so a cascade pays for them."""
+    extra = outcomes[(outcomes["variant"] == "sample") & (outcomes["status"] == "ok")]
+    grouped = extra.groupby("item_id")
+    return pd.DataFrame({"check_calls": grouped.size(), "check_e2e_s": grouped["e2e_s"].sum(),
+                         "check_prompt_tokens": grouped["prompt_tokens"].sum(min_count=0),
+                         "check_completion_tokens": grouped["completion_tokens"].sum(min_count=0)},
+                        columns=list(CHECK_COLUMNS))
 
 
 def route_top(table: pd.DataFrame, need: np.ndarray, share: float, seed: int = 0) -> np.ndarray:
@@ -38,14 +52,27 @@ def route_top(table: pd.DataFrame, need: np.ndarray, share: float, seed: int = 0
 
 def curve(table: pd.DataFrame, need, cost_fn, shares=SHARES, seed: int = 0, always_small: bool = False) -> pd.DataFrame:
     """Quality, latency and cost per request at each share. ``cost_fn(table, sent, always_small)`` gives
-    ``(latency_s, cost)`` per item; ``always_small``: the small model answers every request first (cascade)."""
+    ``(latency_s, cost)`` per item; ``always_small``: the small model answers every request first and its
+    verifier runs (a cascade), so both are paid on every request (``costs.CostModel`` counts every call)."""
     rows = []
     for share in shares:
         sent = route_top(table, need, share, seed)
-        quality = np.where(sent, table["score_llm"], table["score_slm"]).mean()
+        quality = routed_quality(table["score_slm"], table["score_llm"], sent)
         latency, cost = cost_fn(table, sent, always_small)
         rows.append({"share": sent.mean(), "quality": quality, "latency_s": latency.mean(), "cost": cost.mean()})
     return pd.DataFrame(rows)
+
+
+def routed_quality(score_slm, score_llm, sent) -> float:
+    """Mean score when the ``sent`` items are answered by the large model and the rest by the small one."""
+    return float(np.where(sent, np.asarray(score_llm, float), np.asarray(score_slm, float)).mean())
+
+
+def quality_curve(score_slm, score_llm, need, shares=SHARES, seed: int = 0) -> pd.DataFrame:
+    """Only the quality at each share (what APGR needs): arrays in, no latency or cost."""
+    rows = [(sent.mean(), routed_quality(score_slm, score_llm, sent))
+            for sent in (route_top(score_slm, need, share, seed) for share in shares)]
+    return pd.DataFrame(rows, columns=["share", "quality"])
 
 
 def random_need(table: pd.DataFrame, seed: int) -> np.ndarray:
@@ -58,8 +85,8 @@ MATH_WORDS = re.compile(r"\bhow many\b|\bhow much\b|\btotal\b|\bcalculate\b|\bpe
 
 
 def rule_need(prompt: str) -> float:
-    """A hand-written rule: code and arithmetic go to the large model first, then longer prompts.
-    (The old lessons escalated on length alone; keywords name what small models find hardest.)"""
+    """A hand-written rule: code and arithmetic go to the large model first, then longer prompts
+    (keywords name what small models find hardest; length alone is a weaker signal)."""
     score = 2.0 * bool(CODE_WORDS.search(prompt)) + 1.0 * bool(MATH_WORDS.search(prompt))
     return score + min(len(prompt), 4000) / 4000
 
