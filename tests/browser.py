@@ -12,7 +12,8 @@ import pytest
 ARTIFACTS = Path(__file__).resolve().parent.parent / "results" / "screenshots"
 # Flags from ../shared/FACTS.md: headless, as root in containers, and no calls home on a closed network.
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"]
+                  "--disable-sync", "--no-first-run", "--disable-quic",
+                  "--no-proxy-server"]  # every page a test opens is served from 127.0.0.1
 
 
 def chromium_path():
