@@ -14,7 +14,8 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "results" / "screenshots"
 # --disable-gpu for machines without one; the others stop its calls home (updates, sync, first-run
 # pages, QUIC probes), which would hang or fail on a closed network.
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"]
+                  "--disable-sync", "--no-first-run", "--disable-quic",
+                  "--no-proxy-server"]  # every page a test opens is served from 127.0.0.1
 
 
 def chromium_path():

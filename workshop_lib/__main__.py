@@ -15,7 +15,7 @@ def main(argv=None) -> int:
     build_cmd.add_argument("--check", action="store_true", help="only say whether it is built (exit 0) or not (1)")
     serve = commands.add_parser("serve", help="start the embedded server (or show the running one)")
     serve.add_argument("--port", type=int, help="default: WORKSHOP_PORT, else any free port")
-    commands.add_parser("stop", help="stop the embedded server")
+    commands.add_parser("stop", help="stop the embedded server and the helper servers lessons started")
     commands.add_parser("status", help="is the embedded server running, and where")
     extra = commands.add_parser("require", help="install the packages a lesson needs (requirements-NAME.txt)")
     extra.add_argument("names", nargs="*", help="extras to install; none: list them")
@@ -57,6 +57,8 @@ def serve(args) -> int:
 
 def stop(args) -> int:
     print("stopped" if server.stop_server() else "no server was running")
+    for name in server.stop_helpers():  # e.g. lesson 05's throwaway server, left by a restarted kernel
+        print(f"stopped {name}")
     return 0
 
 

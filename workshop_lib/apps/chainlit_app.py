@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..config import cache_dir, setting, write_atomic
 from ..errors import WorkshopError
-from ..runtime import endpoint, process
+from ..runtime import clients, endpoint, process
 from ..runtime.server import HOST, choose_app_port
 
 NAME = "chainlit"  # the process record's name (cache_dir()/procs/chainlit.json)
@@ -104,6 +104,14 @@ async def stream_tokens(stream):
             yield token
 
 
+async def stream_reply(stream, send_token) -> None:
+    """``await send_token(text)`` for each delta of ``stream``. The stream is closed however this ends:
+    an error, or the task cancelled because the browser tab closed; the server then stops generating."""
+    with clients.closing(stream):
+        async for token in stream_tokens(stream):
+            await send_token(token)
+
+
 # ---------------------------------------------------------------- launcher
 
 def home() -> Path:
@@ -134,20 +142,32 @@ def start(lab=None, port=None, *, check_endpoint: bool = True, ready_timeout: fl
     if check_endpoint:
         endpoint.list_models(lab.base_url, lab.api_key)
     serving = _serving(lab)
-    record = process.running(NAME)
-    if record and all(record.extra.get(k) == v for k, v in serving.items()) and port in (None, record.port):
+    with process.lock(NAME):  # the whole check-stop-start: another kernel cannot stop this one's app
+        record = process.running(NAME)
+        if record and all(record.extra.get(k) == v for k, v in serving.items()) and port in (None, record.port):
+            return record.url
+        stop()  # one serving another endpoint or port: restart it
+        port = _free_port(port or setting("chainlit_port"))
+        folder = home()
+        write_atomic(folder / "chainlit.md", WELCOME)  # Chainlit's welcome screen, instead of its default text
+        record = process.start(NAME, command(port), port=port, health_url=f"http://{HOST}:{port}/",
+                               log=folder / "chainlit.log", env=_environment(lab, folder), cwd=folder,
+                               ready_timeout=ready_timeout, extra=serving)
         return record.url
-    stop()  # one serving another endpoint or port: restart it
-    port = _free_port(port or setting("chainlit_port"))
-    folder = home()
-    write_atomic(folder / "chainlit.md", WELCOME)  # Chainlit's welcome screen, instead of its default text
-    env = {**os.environ, "WORKSHOP_ENDPOINT": lab.base_url, "WORKSHOP_API_KEY": lab.api_key or "",
-           "WORKSHOP_CHAINLIT_MODEL": (getattr(lab, "models", None) or {}).get("slm") or "",
-           "CHAINLIT_APP_ROOT": str(folder), "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "chainlit", "run", str(SCRIPT), "--headless", "--host", HOST, "--port", str(port)]
-    record = process.start(NAME, cmd, port=port, health_url=f"http://{HOST}:{port}/", log=folder / "chainlit.log",
-                           env=env, cwd=folder, ready_timeout=ready_timeout, extra=serving)
-    return record.url
+
+
+def command(port: int) -> list:
+    """``chainlit run`` on the app script, headless, on 127.0.0.1:``port``."""
+    return [sys.executable, "-m", "chainlit", "run", str(SCRIPT), "--headless", "--host", HOST, "--port", str(port)]
+
+
+def _environment(lab, folder: Path) -> dict:
+    """The app's environment: ``lab``'s endpoint and key, and no proxy for this machine's servers
+    (the user's NO_PROXY kept, loopback added), whatever HTTP client a library inside it uses."""
+    return clients.no_proxy_environ({
+        **os.environ, "WORKSHOP_ENDPOINT": lab.base_url, "WORKSHOP_API_KEY": lab.api_key or "",
+        "WORKSHOP_CHAINLIT_MODEL": (getattr(lab, "models", None) or {}).get("slm") or "",
+        "CHAINLIT_APP_ROOT": str(folder), "PYTHONUNBUFFERED": "1"})
 
 
 

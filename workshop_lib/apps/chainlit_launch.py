@@ -82,8 +82,7 @@ async def on_message(message: cl.Message):
         stream = await asyncio.to_thread(lab.client.chat.completions.create, model=model, stream=True,
                                          messages=rag.grounded_messages(question, hits),
                                          max_tokens=app.MAX_TOKENS, temperature=0.2)
-        async for token in app.stream_tokens(stream):
-            await reply.stream_token(token)
+        await app.stream_reply(stream, reply.stream_token)
     except (openai.APIConnectionError, openai.APITimeoutError) as exc:
         cl.user_session.set("lab", None)  # reconnect on the next question
         await reply.stream_token(app.down_message(exc))

@@ -199,7 +199,8 @@ def browser_page(headless: bool = True):
         from playwright.sync_api import Error, sync_playwright
     except ModuleNotFoundError as exc:
         raise WorkshopError("Playwright is not installed.", INSTALL_FIX) from exc
-    flags = ["--disable-background-networking", "--disable-component-update", "--no-first-run"]
+    # --no-proxy-server: the page and its model come from this machine, never through a company proxy
+    flags = ["--disable-background-networking", "--disable-component-update", "--no-first-run", "--no-proxy-server"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         flags.append("--no-sandbox")  # Chromium refuses to run as root (containers, CI) with its sandbox
     executable = next((p for p in map(shutil.which, ("chromium", "chromium-browser")) if p), None)

@@ -25,7 +25,7 @@ from pathlib import Path
 from .. import extras, pythons
 from ..config import cache_dir, setting, write_atomic
 from ..errors import WorkshopError
-from ..runtime import endpoint, process
+from ..runtime import clients, endpoint, process
 from ..runtime.server import HOST, choose_app_port
 
 NAME = "open-webui"  # the process record's name
@@ -194,17 +194,24 @@ def start(lab=None, port=None, ready_timeout: float = 240, progress: bool = True
     api_key = lab.api_key
     endpoint.list_models(lab.base_url, api_key)  # a down endpoint: say so now, not in the UI later
     serving = {"endpoint": lab.base_url, "key_sha256": hashlib.sha256((api_key or "").encode()).hexdigest()}
-    if (record := process.running(NAME)) and all(record.extra.get(k) == v for k, v in serving.items()):
-        return _described(record, start_s=None)
-    stop()  # one serving another endpoint: restart it on this one
-    if not is_installed():
-        install(progress)
+    with process.lock(NAME):  # the whole check-stop-start: another kernel cannot stop this one's app
+        if (record := process.running(NAME)) and all(record.extra.get(k) == v for k, v in serving.items()):
+            return _described(record, start_s=None)
+        stop()  # one serving another endpoint: restart it on this one
+        if not is_installed():
+            install(progress)
+        return _launch(lab, port, serving, ready_timeout)
+
+
+def _launch(lab, port, serving: dict, ready_timeout: float) -> WebUI:
+    """``open-webui serve`` on ``lab``'s endpoint, then its admin account; a failure leaves nothing running."""
     port = choose_app_port(port or setting("webui_port"), "WORKSHOP_WEBUI_PORT")
     url = f"http://{HOST}:{port}"
     started = time.perf_counter()
+    # no proxy for our own servers: Open WebUI's HTTP clients read NO_PROXY (the user's entries kept)
+    env = clients.no_proxy_environ({**_clean_environ(), **settings(lab.base_url, lab.api_key, port)})
     record = process.start(NAME, [str(executable()), "serve", "--host", HOST, "--port", str(port)], port=port,
-                           health_url=f"{url}/health", log=home() / "open-webui.log",
-                           env={**_clean_environ(), **settings(lab.base_url, api_key, port)}, cwd=home(),
+                           health_url=f"{url}/health", log=home() / "open-webui.log", env=env, cwd=home(),
                            ready_timeout=ready_timeout, extra=serving)
     start_s = time.perf_counter() - started
     try:
@@ -258,7 +265,7 @@ def _post(url: str, body: dict, token=None) -> dict:
     headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
     request = urllib.request.Request(url, json.dumps(body).encode(), headers)
     try:
-        with urllib.request.urlopen(request, timeout=60) as resp:
+        with clients.urlopen(request, timeout=60) as resp:
             return json.load(resp)
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")[:300]

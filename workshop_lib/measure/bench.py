@@ -22,6 +22,7 @@ tokens (written one at a time) and divides by a time that includes the wait for 
 import argparse
 import itertools
 import json
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +32,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import report
-from ..runtime import llamacpp, models, server
+from ..runtime import clients, llamacpp, models, server
 from ..datasets import load_prompts
 from ..runtime.endpoint import connect
 
@@ -45,18 +46,20 @@ def stream_once(client, model: str, messages: list, max_tokens: int = 128, tempe
     no usage; ``extra_body`` adds server-specific fields such as ``{"cache_prompt": False}``."""
     start, arrivals, pieces, usage, timings = time.perf_counter(), [], [], None, None
     try:
-        stream = client.chat.completions.create(
-            model=model, messages=messages, max_tokens=max_tokens, temperature=temperature,
-            stream=True, stream_options={"include_usage": True}, extra_body=extra_body)
-        for chunk in stream:
-            usage = chunk.usage or usage
-            timings = (chunk.model_extra or {}).get("timings") or timings  # llama-server's own figures
-            piece = chunk.choices[0].delta.content if chunk.choices else None
-            if piece:
-                arrivals.append(time.perf_counter())
-                pieces.append(piece)
-                if on_text:
-                    on_text(piece)
+        # `with`: whatever stops the loop (an error, on_text, Ctrl-C) closes the connection, so the
+        # server stops generating in that slot instead of loading the next requests we measure
+        with clients.closing(client.chat.completions.create(
+                model=model, messages=messages, max_tokens=max_tokens, temperature=temperature,
+                stream=True, stream_options={"include_usage": True}, extra_body=extra_body)) as stream:
+            for chunk in stream:
+                usage = chunk.usage or usage
+                timings = (chunk.model_extra or {}).get("timings") or timings  # llama-server's own figures
+                piece = chunk.choices[0].delta.content if chunk.choices else None
+                if piece:
+                    arrivals.append(time.perf_counter())
+                    pieces.append(piece)
+                    if on_text:
+                        on_text(piece)
         end = time.perf_counter()
         return timing_row(model, start, arrivals, end, usage, timings, "".join(pieces), tokenizer)
     except Exception as exc:  # one bad request must not end a benchmark; Ctrl-C still does
@@ -191,19 +194,29 @@ def run_concurrent(target, model: str, prompts: list, concurrency: int, requests
     Returns ``(rows, wall_s)``; each row has ``t_start_s``, its start relative to the first request.
     A request that fails in any way becomes a row with its reason; the others are kept."""
     plan = plan or plan_requests(target, [model], verbose=False)
-    client = client_of(target)
+    client, interrupted = client_of(target), threading.Event()
+
+    def stop_if_interrupted(_piece):
+        if interrupted.is_set():
+            raise InterruptedError("the sweep was interrupted")
 
     def one(i):
         t0 = time.perf_counter()
         try:
-            row = stream_once(client, model, plan.request(prompts[i % len(prompts)]), max_tokens, **plan.options(model))
+            row = stream_once(client, model, plan.request(prompts[i % len(prompts)]), max_tokens,
+                              on_text=stop_if_interrupted, **plan.options(model))
         except Exception as exc:  # stream_once catches its own errors; this guards anything around it
             row = error_row(model, t0, exc)
         return {"prompt": i % len(prompts), "t_start_s": t0 - start, **row}
 
     with ThreadPoolExecutor(concurrency) as pool:
         start = time.perf_counter()
-        rows = list(pool.map(one, range(requests)))
+        try:
+            rows = list(pool.map(one, range(requests)))
+        except BaseException:  # Ctrl-C: queued requests never start, those in flight stop (and close) now
+            interrupted.set()
+            pool.shutdown(cancel_futures=True)
+            raise
     return rows, time.perf_counter() - start
 
 

@@ -1,6 +1,8 @@
 """Grounded answers: numbered sources in, an answer citing them out, or a plain refusal (taught in 04_rag)."""
 import re
 
+from ..runtime.clients import closing
+
 NOT_FOUND = "I could not find this in the llama.cpp documentation."
 # Tuned in 04_rag on the even-numbered questions of data/rag/questions.json (checked on the odd ones):
 # the best hit's cosine similarity below which we refuse without asking the model.
@@ -51,11 +53,12 @@ def stream_chat(client, model: str, messages: list, on_text=None, max_tokens: in
     pieces = []
     stream = client.with_options(max_retries=RETRIES).chat.completions.create(
         model=model, messages=messages, stream=True, temperature=0, max_tokens=max_tokens)
-    for event in stream:
-        if event.choices and (piece := event.choices[0].delta.content):
-            pieces.append(piece)
-            if on_text:
-                on_text(piece)
+    with closing(stream):  # an error or Ctrl-C here stops the server's generation too
+        for event in stream:
+            if event.choices and (piece := event.choices[0].delta.content):
+                pieces.append(piece)
+                if on_text:
+                    on_text(piece)
     return "".join(pieces)
 
 

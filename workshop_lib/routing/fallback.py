@@ -7,15 +7,15 @@ records who served it and why the others did not.
 """
 import os
 import shutil
-import tempfile
 import time
+import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 from openai import OpenAI
 
+from ..config import cache_dir
 from ..measure import bench
-from ..runtime import llamacpp, models, server
+from ..runtime import clients, llamacpp, models, process, server
 
 
 @dataclass
@@ -50,13 +50,24 @@ def remote_from_environment():
     return url, os.environ.get("WORKSHOP_REMOTE_API_KEY", "not-needed"), os.environ.get("WORKSHOP_REMOTE_MODEL", "gpt-4o-mini")
 
 
+def client_for(base_url: str, api_key: str):
+    """An OpenAI client for an endpoint of the chain: direct to a server on this machine, through the
+    user's proxy (if any) to a remote one; no retries, so a failure moves on to the next endpoint."""
+    return clients.openai_client(base_url, api_key, max_retries=0)
+
+
 class ThrowawayServer:
-    """A second llama-server of our own, on its own port and state folder, that a lesson may stop
-    mid-run to show a failure (the shared embedded server is never touched)."""
+    """A second llama-server of our own, on its own port and folder, that a lesson may stop mid-run
+    to show a failure (the shared embedded server is never touched).
+
+    Use it as ``with ThrowawayServer(alias) as throwaway:`` (that starts it); leaving the block stops
+    it and removes its folder and record. Its record lives in the shared procs/ folder, so after a
+    kernel restart `python lab.py stop` (``python -m workshop_lib stop``) still finds and stops it."""
 
     def __init__(self, alias: str):
         self.alias = alias
-        self.home = Path(tempfile.mkdtemp(prefix="wl-fallback-"))
+        self.name = f"{server.HELPER_PREFIX}fallback-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.home = cache_dir() / "helpers" / self.name
         self.info = None
 
     @staticmethod
@@ -65,19 +76,34 @@ class ThrowawayServer:
         return llamacpp.is_built()
 
     def start(self) -> "ThrowawayServer":
-        self.info = server.start_server(home=self.home, aliases=[self.alias], progress=False)
+        self.info = server.start_server(home=self.home, aliases=[self.alias], progress=False, name=self.name,
+                                        records=process.records_home())
         return self
 
-    def client(self) -> OpenAI:
-        return OpenAI(base_url=self.info.base_url, api_key=server.api_key(), max_retries=0)
+    def running(self) -> bool:
+        return server.running_server(self.home, self.name, process.records_home()) is not None
+
+    def client(self):
+        return client_for(self.info.base_url, server.api_key())
 
     def stop(self) -> bool:
-        return server.stop_server(self.home)
+        return server.stop_server(self.home, self.name, process.records_home())
 
     def close(self) -> None:
-        """Stop it if it still runs and delete its state folder: nothing is left behind."""
+        """Stop it if it still runs and delete its folder and lock: nothing is left behind."""
         self.stop()
         shutil.rmtree(self.home, ignore_errors=True)
+        server.forget_helper(self.name)
+
+    def __enter__(self) -> "ThrowawayServer":
+        try:
+            return self.start()
+        except BaseException:  # a start that failed half-way (Ctrl-C included) leaves nothing either
+            self.close()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def registry_alias(model_id: str) -> str:

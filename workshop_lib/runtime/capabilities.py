@@ -14,7 +14,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, fields
 
-from . import server
+from . import clients, server
 
 # What each capability means, for the sentence a skipped section prints.
 MEANING = {
@@ -99,7 +99,7 @@ def _sse(url: str, body: dict, api_key, timeout: float = 60) -> list:
     """POST a streamed request and return its ``data:`` chunks as dicts (until ``[DONE]``)."""
     request = urllib.request.Request(url, json.dumps(body).encode(), _headers(api_key))
     chunks = []
-    with urllib.request.urlopen(request, timeout=timeout) as resp:
+    with clients.urlopen(request, timeout=timeout) as resp:
         for raw in resp:
             line = raw.decode("utf-8", "replace").strip()
             if not line.startswith("data:"):
@@ -153,7 +153,7 @@ def _has_metrics(root: str, model: str, api_key) -> bool:
     """A Prometheus text page at ``/metrics`` (a router wants ``?model=``; others ignore it)."""
     url = f"{root}/metrics?" + urllib.parse.urlencode({"model": model})
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=_headers(api_key)), timeout=10) as resp:
+        with clients.urlopen(urllib.request.Request(url, headers=_headers(api_key)), timeout=10) as resp:
             text = resp.read(4096).decode("utf-8", "replace")
     except (OSError, ValueError):
         return False

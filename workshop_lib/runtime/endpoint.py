@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from openai import OpenAI
 
 from . import capabilities as caps
-from . import server
+from . import clients, server
 from ..config import float_setting, setting
 from ..errors import EndpointError, UnknownModelError, WorkshopError
 
@@ -120,7 +120,7 @@ def connect(verbose: bool = True) -> Connection:
     backend, base_url, api_key = find_endpoint()
     available = list_models(base_url, api_key)
     models, missing = resolve_roles(backend, available, base_url)
-    client = OpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=0)
+    client = clients.openai_client(base_url, api_key or "not-needed", timeout, max_retries=0)
     conn = Connection(client, backend, base_url, models, available, api_key, missing)
     if verbose:
         print(conn.describe())
@@ -189,7 +189,7 @@ def list_models(base_url: str, api_key=None, timeout: float = 15) -> list:
     request = urllib.request.Request(f"{base_url}/models",
                                      headers={"Authorization": f"Bearer {api_key or 'not-needed'}"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:
+        with clients.urlopen(request, timeout=timeout) as resp:
             return [m["id"] for m in json.load(resp)["data"]]
     except (OSError, ValueError, KeyError) as exc:
         raise EndpointError(f"The model endpoint {base_url} is not answering ({_reason(exc)}).",

@@ -23,12 +23,12 @@ import sys
 import threading
 import time
 import urllib.parse
-import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psutil
 
+from . import clients
 from ..config import cache_dir, write_atomic
 from ..errors import WorkshopError
 
@@ -61,7 +61,7 @@ def start(name, cmd, *, port, health_url, log, env=None, cwd=None, ready_timeout
     If ``name`` already runs (identity checked), that record is returned and nothing starts.
     A failure, a timeout or an interrupt kills what was started and removes its record."""
     home = records_home(home)
-    with exclusive(home / f"{name}.lock", f"another start or stop of {name}"):
+    with lock(name, home):
         if record := _live_record(home, name):
             return record
         _state_file(home, name).unlink(missing_ok=True)  # dead or foreign: we hold the lock
@@ -102,12 +102,19 @@ def running(name, home=None):
 def stop(name, home=None, timeout=10) -> bool:
     """Stop ``name`` and its child processes if the record is still ours; True if it ran."""
     home = records_home(home)
-    with exclusive(home / f"{name}.lock", f"another start or stop of {name}"):
+    with lock(name, home):
         record = _live_record(home, name)
         if record is not None:
             kill_tree(record.pid, timeout)
         _state_file(home, name).unlink(missing_ok=True)
     return record is not None
+
+
+def lock(name, home=None):
+    """The lock that ``start`` and ``stop`` of ``name`` hold. An app takes it around its whole
+    "running? -> stop -> start" sequence, so two kernels never stop each other's app: the second waits,
+    then finds the first one's app. It is re-entrant within a thread (``exclusive``)."""
+    return exclusive(records_home(home) / f"{name}.lock", f"another start or stop of {name}")
 
 
 def identity_matches(record: Record) -> bool:
@@ -189,14 +196,31 @@ def exclusive(lock_path, waiting_for: str):
     Works on Windows, macOS and Linux; waits as long as needed (a build takes minutes)."""
     lock_path = Path(lock_path)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
+    held, key = _held_locks(), os.path.abspath(lock_path)
+    if key in held:  # this thread holds it already (an app's restart around start/stop): no deadlock
+        yield
+        return
     with open(lock_path, "a+b") as handle:
         if not _lock(handle, blocking=False):
             print(f"Waiting for {waiting_for} (lock {lock_path}) ...", flush=True)
             _lock(handle, blocking=True)
+        held.add(key)
         try:
             yield
         finally:
+            held.discard(key)
             _unlock(handle)
+
+
+_THREAD_STATE = threading.local()
+
+
+def _held_locks() -> set:
+    """The lock files this thread holds: file locks are per open file, so taking one twice in one
+    thread would wait for itself forever."""
+    if not hasattr(_THREAD_STATE, "held"):
+        _THREAD_STATE.held = set()
+    return _THREAD_STATE.held
 
 
 @contextlib.contextmanager
@@ -303,7 +327,7 @@ def _exited(name: str, code: int, log) -> WorkshopError:
 
 def _healthy(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=3) as resp:
+        with clients.urlopen(url, timeout=3) as resp:
             return 200 <= resp.status < 300
     except (OSError, ValueError):
         return False

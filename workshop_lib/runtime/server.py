@@ -21,12 +21,13 @@ from pathlib import Path
 
 import psutil
 
-from . import llamacpp, models, process
+from . import clients, llamacpp, models, process
 from ..config import cache_dir, int_setting, write_atomic
 from ..errors import EndpointError, PortInUseError, WorkshopError
 
 HOST = "127.0.0.1"  # never reachable from the network
 NAME = "llama-server"  # its record in the server folder: llama-server.json (process.py)
+HELPER_PREFIX = "llama-server-helper-"  # records of extra servers a lesson starts, in cache_dir()/procs
 
 
 @dataclass
@@ -70,12 +71,13 @@ def _read_key(path: Path) -> str:
     return ""
 
 
-def running_server(home=None):
+def running_server(home=None, name=NAME, records=None):
     """The recorded server if its process is still the one we started, busy or not; else None.
+    ``name`` and ``records`` as in ``start_server``.
 
     Nothing is killed here: a server that is slow to answer is still ours and still working."""
     home = server_home(home)
-    record = process.running(NAME, home) or _legacy_record(home)
+    record = process.running(name, records or home) or (_legacy_record(home) if name == NAME else None)
     return _info(record) if record else None
 
 
@@ -107,21 +109,25 @@ def _legacy_record(home: Path):
                           {"models": old["models"], "legacy": True})
 
 
-def start_server(port=None, home=None, aliases=None, progress=True, timeout=180) -> ServerInfo:
-    """Reuse the running server, or build/assemble what is missing and start one on a free port."""
+def start_server(port=None, home=None, aliases=None, progress=True, timeout=180, name=NAME,
+                 records=None) -> ServerInfo:
+    """Reuse the running server, or build/assemble what is missing and start one on a free port.
+
+    Its process record is ``name`` in ``records`` (default: ``home``); a helper server (lesson 05's
+    throwaway) is named ``HELPER_PREFIX...`` in the shared procs/ folder, where ``stop_helpers`` finds it."""
     home = server_home(home)
     with process.exclusive(home / "server.lock", "another notebook or command starting the embedded server"):
-        if info := running_server(home):
+        if info := running_server(home, name, records):
             return info
         exe = llamacpp.ensure_built(progress)
         model_dir = _link_models(home / "models", aliases or list(models.load_registry()), progress)
         port = choose_port(port or int_setting("port", None, minimum=1, example=8080))
         served = sorted(p.stem for p in model_dir.glob("*.gguf"))
         try:  # the key travels in the environment, not the command line that `ps` shows everyone
-            record = process.start(NAME, server_command(exe, model_dir, port), port=port,
+            record = process.start(name, server_command(exe, model_dir, port), port=port,
                                    health_url=f"http://{HOST}:{port}/health", log=home / "llama-server.log",
                                    env={**os.environ, "LLAMA_API_KEY": api_key()}, ready_timeout=timeout,
-                                   home=home, extra={"models": served, "keyed": True})
+                                   home=records or home, extra={"models": served, "keyed": True})
         except WorkshopError as exc:  # the endpoint error connect() and the doctor know how to explain
             raise EndpointError(exc.problem, exc.fix) from None
         return _info(record)
@@ -146,15 +152,31 @@ def threads() -> int:
     return int_setting("threads", psutil.cpu_count(logical=False) or os.cpu_count() or 2, minimum=1)
 
 
-def stop_server(home=None) -> bool:
+def stop_server(home=None, name=NAME, records=None) -> bool:
     """Stop the recorded server and its per-model children; True if one was running.
     A record whose PID now belongs to another program is removed, and that program left alone."""
     home = server_home(home)
-    if (legacy := _legacy_record(home)) is not None:
+    if name == NAME and (legacy := _legacy_record(home)) is not None:
         process.kill_tree(legacy.pid)
         (home / "server.json").unlink(missing_ok=True)
         return True
-    return process.stop(NAME, home)
+    return process.stop(name, records or home)
+
+
+def stop_helpers() -> list:
+    """Stop every helper server recorded in the shared procs/ folder (``HELPER_PREFIX*``), such as one
+    a lesson left running when its kernel restarted; returns the names that were running."""
+    folder = process.records_home()
+    names = sorted(p.stem for p in folder.glob(f"{HELPER_PREFIX}*.json"))
+    stopped = [name for name in names if process.stop(name, folder)]
+    for name in names:
+        forget_helper(name)
+    return stopped
+
+
+def forget_helper(name: str) -> None:
+    """Remove a stopped helper's lock file: each helper has a name of its own, used once."""
+    (process.records_home() / f"{name}.lock").unlink(missing_ok=True)
 
 
 def model_rss_mb(model: str, home=None):
@@ -210,7 +232,7 @@ def get_json(url: str, api_key=None, timeout: float = 10) -> dict:
 def _call(request: urllib.request.Request, api_key, timeout: float) -> dict:
     if key := api_key or _key_for(request.full_url):
         request.add_header("Authorization", f"Bearer {key}")
-    with urllib.request.urlopen(request, timeout=timeout) as resp:
+    with clients.urlopen(request, timeout=timeout) as resp:
         return json.load(resp)
 
 
