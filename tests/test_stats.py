@@ -4,7 +4,9 @@ examples)."""
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import binomtest
+
+binomtest = pytest.importorskip("scipy.stats", reason="needs the test extra: python -m workshop_lib "
+                                                  "require test").binomtest
 
 from workshop_lib import eval as wle
 from workshop_lib.eval import stats as eval_stats
