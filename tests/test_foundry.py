@@ -108,3 +108,34 @@ def test_byom_model_chats_through_the_foundry_runtime():
     assert row["status"] == "ok" and row["text"].strip()
     assert 0 < row["completion_tokens"] <= 16 and row["prompt_tokens"] > 0 and not row["tokens_estimated"]
     assert 0 < row["ttft_s"] < row["e2e_s"]
+
+
+# What each CLI generation prints (0.8: Foundry Local's own output; 0.10: the status table as projects
+# that parse it quote it). A word the generation does not know gets System.CommandLine's error.
+STATUS_0_8 = "🟢 Model management service is running on http://127.0.0.1:5273/openai/status"
+STOPPED_0_8 = "🔴 Model management service is not running!"
+STATUS_0_10 = "Status     Ready\nPID        4242\nWeb URLs   http://127.0.0.1:53494\nUptime     00:03:12"
+STOPPED_0_10 = "Status     Not running\nWeb URLs   http://127.0.0.1:53494"
+
+
+def versioned_foundry_cli(folder, group: str, status: str) -> None:
+    """A `foundry` that knows only ``group`` (`service` or `server`) and prints ``status`` for
+    `foundry <group> status`; any other command fails as the real CLI does for an unknown word."""
+    fake_foundry_cli(folder, "")
+    script = folder / "foundry_cli.py"
+    script.write_text(
+        "import sys\n"
+        f"if sys.argv[1:] == [{group!r}, 'status']:\n    print({status!r})\n"
+        "else:\n    print(f\"Unrecognized command or argument '{sys.argv[1]}'.\", file=sys.stderr)\n"
+        "    sys.exit(1)\n")
+    posix = folder / "foundry"
+    posix.write_text(f"#!{sys.executable}\n" + script.read_text())
+
+
+@pytest.mark.parametrize("group, status, url", [
+    ("service", STATUS_0_8, "http://127.0.0.1:5273"), ("server", STATUS_0_10, "http://127.0.0.1:53494"),
+    ("service", STOPPED_0_8, None), ("server", STOPPED_0_10, None)])
+def test_both_cli_generations_report_the_running_service(group, status, url, monkeypatch, tmp_path):
+    versioned_foundry_cli(tmp_path, group, status)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert endpoint.foundry_service_url() == url
