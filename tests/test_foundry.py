@@ -87,6 +87,7 @@ def test_byom_says_what_is_missing_when_the_gguf_packages_are_absent(fake_model,
     absent = dataclasses.replace(spec.parts[0], module="not_installed_part_pkg", package="not-installed-part-pkg==1")
     monkeypatch.setattr(foundry.models, "get_spec", lambda alias: dataclasses.replace(spec, parts=(absent,)))
     assert "not installed" in foundry.byom_missing("tiny") and "pip install" in foundry.byom_missing("tiny")
+    assert "python lab.py setup" in foundry.byom_missing("tiny"), "a Foundry-only learner needs the setup command"
     (convert.onnx_dir("tiny")).mkdir(parents=True)
     (convert.onnx_dir("tiny") / "genai_config.json").write_text("{}")
     assert foundry.byom_missing("tiny") == ""  # already converted: the GGUF is not needed
@@ -139,3 +140,12 @@ def test_both_cli_generations_report_the_running_service(group, status, url, mon
     versioned_foundry_cli(tmp_path, group, status)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     assert endpoint.foundry_service_url() == url
+
+
+def test_a_skip_message_says_what_was_skipped_and_how_to_run_it():
+    from workshop_lib.runtime import foundry
+
+    said = foundry.skipped("the runtime comparison", "the GGUF on a llama.cpp server")
+    assert said.startswith("Skipped the runtime comparison: it needs the GGUF on a llama.cpp server")
+    for command in ("python lab.py setup", "foundry service stop", "foundry server stop", "FOUNDRY_LOCAL_ENDPOINT"):
+        assert command in said
