@@ -1,3 +1,5 @@
-"""Measuring: ``bench`` (timing streamed requests), ``report`` (summaries, exports), ``plots``, and
-``compare`` (one model on two runtimes). Imports the runtime and the foundation, nothing above.
+"""Measuring: ``bench`` (timing streamed requests), ``report`` (summaries, exports), ``plots``,
+``compare`` (one model on two runtimes), ``machine`` (bandwidth, GFLOP/s, the decode roofline),
+``weights`` (a GGUF's tensor types) and ``kvcache`` (the KV cache's size). Imports the runtime and the
+foundation, nothing above.
 """
