@@ -89,6 +89,7 @@ def test_byom_says_what_is_missing_when_the_gguf_packages_are_absent(fake_model,
     absent = dataclasses.replace(spec.parts[0], module="not_installed_part_pkg", package="not-installed-part-pkg==1")
     monkeypatch.setattr(foundry.models, "get_spec", lambda alias: dataclasses.replace(spec, parts=(absent,)))
     assert "not installed" in foundry.byom_missing("tiny") and "pip install" in foundry.byom_missing("tiny")
+    assert "python lab.py setup" in foundry.byom_missing("tiny"), "a Foundry-only learner needs the setup command"
     (convert.onnx_dir("tiny")).mkdir(parents=True)
     (convert.onnx_dir("tiny") / "genai_config.json").write_text("{}")
     assert foundry.byom_missing("tiny") == ""  # already converted: the GGUF is not needed
@@ -112,3 +113,43 @@ def test_byom_model_chats_through_the_foundry_runtime():
     assert row["status"] == "ok" and row["text"].strip()
     assert 0 < row["completion_tokens"] <= 16 and row["prompt_tokens"] > 0 and not row["tokens_estimated"]
     assert 0 < row["ttft_s"] < row["e2e_s"]
+
+
+# What each CLI generation prints (0.8: Foundry Local's own output; 0.10: the status table as projects
+# that parse it quote it). A word the generation does not know gets System.CommandLine's error.
+STATUS_0_8 = "🟢 Model management service is running on http://127.0.0.1:5273/openai/status"
+STOPPED_0_8 = "🔴 Model management service is not running!"
+STATUS_0_10 = "Status     Ready\nPID        4242\nWeb URLs   http://127.0.0.1:53494\nUptime     00:03:12"
+STOPPED_0_10 = "Status     Not running\nWeb URLs   http://127.0.0.1:53494"
+
+
+def versioned_foundry_cli(folder, group: str, status: str) -> None:
+    """A `foundry` that knows only ``group`` (`service` or `server`) and prints ``status`` for
+    `foundry <group> status`; any other command fails as the real CLI does for an unknown word."""
+    fake_foundry_cli(folder, "")
+    script = folder / "foundry_cli.py"
+    script.write_text(
+        "import sys\n"
+        f"if sys.argv[1:] == [{group!r}, 'status']:\n    print({status!r})\n"
+        "else:\n    print(f\"Unrecognized command or argument '{sys.argv[1]}'.\", file=sys.stderr)\n"
+        "    sys.exit(1)\n")
+    posix = folder / "foundry"
+    posix.write_text(f"#!{sys.executable}\n" + script.read_text())
+
+
+@pytest.mark.parametrize("group, status, url", [
+    ("service", STATUS_0_8, "http://127.0.0.1:5273"), ("server", STATUS_0_10, "http://127.0.0.1:53494"),
+    ("service", STOPPED_0_8, None), ("server", STOPPED_0_10, None)])
+def test_both_cli_generations_report_the_running_service(group, status, url, monkeypatch, tmp_path):
+    versioned_foundry_cli(tmp_path, group, status)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert endpoint.foundry_service_url() == url
+
+
+def test_a_skip_message_says_what_was_skipped_and_how_to_run_it():
+    from workshop_lib.runtime import foundry
+
+    said = foundry.skipped("the runtime comparison", "the GGUF on a llama.cpp server")
+    assert said.startswith("Skipped the runtime comparison: it needs the GGUF on a llama.cpp server")
+    for command in ("python lab.py setup", "foundry service stop", "foundry server stop", "FOUNDRY_LOCAL_ENDPOINT"):
+        assert command in said

@@ -49,3 +49,14 @@ def test_sweep_chart_has_an_ideal_line_and_ignores_the_sequential_rounds():
     assert list(ideal.get_ydata()) == pytest.approx([20, 40, 80])
     assert list(ttft.get_lines()[0].get_ydata()) == pytest.approx([5.02])  # the sweep's median, not the rounds'
     assert per_stream.get_title().startswith("decode tokens/s per stream")
+
+
+def test_roofline_puts_the_ridge_where_bandwidth_meets_compute():
+    points = pd.DataFrame({"concurrency": [1, 4], "flops_per_byte": [2.0, 8.0], "gflops": [40.0, 60.0]})
+    fig = plots.plot_roofline(bandwidth_gbs=20, gflops=60, points=points)
+    ax = fig.axes[0]
+    roof = ax.get_lines()[0]
+    ridge = ax.get_lines()[1].get_xdata()[0]
+    assert ridge == pytest.approx(3.0)
+    assert max(roof.get_ydata()) == pytest.approx(60) and ax.get_xscale() == "log"
+    assert len(ax.collections[0].get_offsets()) == 2

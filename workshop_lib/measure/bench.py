@@ -357,6 +357,37 @@ def harness_overhead(lab, role: str = "slm", n_gen: int = 64, rounds: int = 3) -
     return result
 
 
+def client_interference(lab, role: str = "slm", n_gen: int = 64, rounds: int = 3) -> dict:
+    """Does this Python process, reading the stream, slow the server down? On a machine whose cores
+    the server's threads fill, every chunk the client parses takes CPU time from them.
+
+    Requests take turns: one streamed (this process wakes for every chunk) and one not streamed (this
+    process sleeps until the reply), and each is timed by the server itself (``timings``). The ratio
+    ``streamed/quiet`` is the median of the pairs' ratios; near 1 the client costs the server nothing.
+    Returns {} on a server without ``timings``."""
+    if not lab.supports("timings", "measuring whether this client slows the server down"):
+        return {}
+    model = lab.models[role]
+    plan = plan_requests(lab, [model], verbose=False)
+    stream_once(lab.client, model, COUNTING_PROMPT, max_tokens=8, **plan.options(model))  # load the model first
+    pairs = []
+    for _ in tqdm(range(rounds), desc="streamed vs quiet client"):
+        streamed = stream_once(lab.client, model, plan.request(COUNTING_PROMPT), max_tokens=n_gen,
+                               **plan.options(model))["server_decode_tps"]
+        pairs.append((streamed, quiet_decode_tps(lab.client, model, plan, n_gen)))
+    pairs = pd.DataFrame(pairs, columns=["streamed", "quiet"]).dropna()
+    return {"model": model, "pairs": len(pairs), "server_tps_streamed": pairs["streamed"].median(),
+            "server_tps_quiet": pairs["quiet"].median(),
+            "streamed/quiet": (pairs["streamed"] / pairs["quiet"]).median()}
+
+
+def quiet_decode_tps(client, model: str, plan: RequestPlan, n_gen: int):
+    """The server's own decode speed for one non-streamed request (this process idle meanwhile)."""
+    reply = client.chat.completions.create(model=model, messages=plan.request(COUNTING_PROMPT), max_tokens=n_gen,
+                                           temperature=0, extra_body=plan.extra_body)
+    return ((reply.model_extra or {}).get("timings") or {}).get("predicted_per_second")
+
+
 def main(argv=None) -> int:
     """``python -m workshop_lib.measure.bench``: the lab-03 benchmark from a terminal, same options."""
     parser = argparse.ArgumentParser(prog="python -m workshop_lib.measure.bench", description=main.__doc__)

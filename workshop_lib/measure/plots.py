@@ -97,6 +97,29 @@ def plot_sweep(levels, requests, by: str = "role"):
     return fig
 
 
+def plot_roofline(bandwidth_gbs: float, gflops: float, points, label: str = "measured", title: str = ""):
+    """A roofline (taught in 03): attainable GFLOP/s against FLOPs per byte read, the slanted memory roof
+    (bandwidth x intensity) and the flat compute roof, with ``points`` (columns ``flops_per_byte``,
+    ``gflops``, ``concurrency``, as ``machine.place_measurements`` makes them) placed under it."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    ridge = gflops / bandwidth_gbs  # where the two roofs meet
+    low = min(points["flops_per_byte"].min(), ridge) / 4
+    high = max(points["flops_per_byte"].max(), ridge) * 4
+    x = np.geomspace(low, high, 200)
+    ax.plot(x, np.minimum(bandwidth_gbs * x, gflops), color="black",
+            label=f"roof: {bandwidth_gbs:.1f} GB/s, {gflops:.0f} GFLOP/s")
+    ax.axvline(ridge, color="grey", linestyle=":", linewidth=1)
+    ax.scatter(points["flops_per_byte"], points["gflops"], color=COLORS[0], zorder=3, label=label)
+    for _, p in points.iterrows():
+        ax.annotate(f"{int(p['concurrency'])} stream(s)", (p["flops_per_byte"], p["gflops"]),
+                    textcoords="offset points", xytext=(5, -12), fontsize="small")
+    ax.set(xscale="log", yscale="log", xlabel="FLOPs per byte of weights read (streams x 2 x parameters / bytes)",
+           ylabel="GFLOP/s")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="small", loc="lower right")
+    return _finish(fig, title)
+
+
 def _grid(metrics: dict, height: float):
     """Panels in rows of two, paired with ``(column, label)``; unused cells are hidden."""
     columns = min(2, len(metrics))

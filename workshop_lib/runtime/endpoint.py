@@ -170,18 +170,35 @@ def normalize_base_url(url: str, variable: str = "the endpoint setting") -> str:
     return candidate if candidate.endswith("/v1") else candidate + "/v1"
 
 
+# `foundry ... status` per CLI generation: 0.8 and before name the background service `service`, the
+# 0.10 preview renamed it `server`. Each generation rejects the other's word, so both are asked.
+FOUNDRY_STATUS_COMMANDS = (("service", "status"), ("server", "status"))
+
+
 def foundry_service_url():
-    """The URL of a running Foundry Local service, read from ``foundry service status``; else None."""
+    """The URL of a running Foundry Local service, read from ``foundry service status`` (CLI 0.8) or
+    ``foundry server status`` (0.10 preview); None if no ``foundry`` CLI or no running service."""
     if not (cli := shutil.which("foundry")):
         return None
-    for command in ([cli, "service", "status"], [cli, "server", "status"]):  # Foundry Local before / since 0.10
+    for words in FOUNDRY_STATUS_COMMANDS:
         try:
-            out = subprocess.run(command, capture_output=True, text=True, timeout=20)
+            out = subprocess.run([cli, *words], capture_output=True, text=True, timeout=20)
         except (OSError, subprocess.TimeoutExpired):
             continue
-        if m := re.search(r"https?://[\w.\-]+:\d+", out.stdout + out.stderr):
-            return m.group(0)
+        if url := running_service_url(out.stdout + out.stderr):
+            return url
     return None
+
+
+def running_service_url(status_text: str):
+    """The service's ``http://host:port`` in a status command's output, unless it says it is not running.
+
+    0.8 prints "Model management service is running on http://127.0.0.1:5273/openai/status"; 0.10 prints
+    a table whose "Web URLs" row holds the address. A stopped service may still print an address."""
+    if re.search(r"not running|stopped", status_text, re.IGNORECASE):
+        return None
+    m = re.search(r"https?://[\w.\-]+:\d+", status_text)
+    return m.group(0) if m else None
 
 
 def list_models(base_url: str, api_key=None, timeout: float = 15) -> list:

@@ -105,6 +105,20 @@ def register_byom(manager, alias: str, version: int = 1):
         return local.register_model(model_dir, f"{name}:{version}", info)
 
 
+# How a Foundry-only learner gets the embedded backend for the parts of a lesson that need it.
+# `lab.py` skips the GGUF packages and the build while a Foundry endpoint is set, so that goes first.
+SETUP_STEP = ("unset FOUNDRY_LOCAL_ENDPOINT and WORKSHOP_ENDPOINT and run `python lab.py setup` (it installs the "
+              "shipped GGUF files and builds llama-server, once, about 10 minutes on 2 cores)")
+SWITCH_STEP = ("stop the Foundry Local service (`foundry service stop`; on the 0.10 preview `foundry server stop`) "
+               "so that `wl.connect()` starts the embedded server, and run this notebook again")
+
+
+def skipped(what: str, needs: str) -> str:
+    """The sentence a lesson prints when it skips ``what`` for lack of ``needs``: what was skipped,
+    why, and the commands that make it run."""
+    return f"Skipped {what}: it needs {needs}, which the embedded llama.cpp backend provides. To run it: {SETUP_STEP}, then {SWITCH_STEP}."
+
+
 def byom_missing(alias: str) -> str:
     """Why ``alias`` cannot be brought to Foundry Local here, or "" if it can: a converted ONNX model
     is cached, or the GGUF is (its packages are installed, as the embedded backend installs them)."""
@@ -117,7 +131,7 @@ def byom_missing(alias: str) -> str:
         models.part_paths(spec)
     except WorkshopError as exc:
         return (f"bringing your own model needs the GGUF of {alias}, and {exc.problem[0].lower()}"
-                f"{exc.problem[1:]} Fix: {exc.fix}")
+                f"{exc.problem[1:]} Fix: {exc.fix} (or {SETUP_STEP}).")
     return ""
 
 

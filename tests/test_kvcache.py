@@ -1,0 +1,33 @@
+"""The KV cache formula of lesson 03, against log lines in the format the pinned llama.cpp prints."""
+import pytest
+
+from workshop_lib.measure import kvcache
+
+# What a router-mode llama-server log holds for one child (lines of the pinned llama-server at `-lv 4`,
+# -c 16384 -np 4: 4 streams of 4096 cells), plus a second child that is still loading.
+LOG = """\
+srv  main: router listening on 127.0.0.1:8080
+[51001] llama_model_loader: loaded meta data with 34 key-value pairs and 290 tensors from /m/qwen2.5-coder-0.5b.gguf (version GGUF V3 (latest))
+[51001] print_info: n_layer               = 24
+[51001] print_info: n_head                = 14
+[51001] print_info: n_head_kv             = 2
+[51001] print_info: n_embd_head_k         = 64
+[51001] print_info: n_embd_head_v         = 64
+[51002] llama_model_loader: loaded meta data with 34 key-value pairs and 338 tensors from /m/qwen2.5-coder-1.5b.gguf (version GGUF V3 (latest))
+[51002] print_info: n_layer               = 28
+[51001] llama_kv_cache:        CPU KV buffer size =   192.00 MiB
+[51001] llama_kv_cache: size =  192.00 MiB (  4096 cells,  24 layers,  4/4 seqs), K (f16):   96.00 MiB, V (f16):   96.00 MiB
+"""
+
+
+def test_formula_is_layers_times_k_and_v_times_heads_times_dimension_times_bytes_times_tokens():
+    assert kvcache.kv_cache_bytes(layers=24, kv_heads=2, head_dim=64, tokens=1) == 12288  # 12 KiB per token
+    assert kvcache.kv_cache_bytes(24, 2, 64, 8192, bytes_per_value=1) == 48 * 2**20
+
+
+def test_the_logged_cache_matches_the_formula_for_its_own_child_only():
+    (cache,) = kvcache.logged_caches(LOG)  # the second child has not allocated its cache yet
+    assert cache["model_file"] == "/m/qwen2.5-coder-0.5b.gguf" and cache["layers"] == 24
+    assert cache["cells"] == 4 * 4096, "each of the 4 slots has its own stream of 4096 cells"
+    assert cache["logged_bytes"] == pytest.approx(192 * 2**20) and cache["formula_bytes"] == cache["logged_bytes"]
+    assert cache["per_token_bytes"] == 12288 and cache["seqs"] == 4
