@@ -129,6 +129,19 @@ def test_every_loopback_helper_bypasses_the_proxy(proxy, local_server):
     assert proxy.request_lines == []
 
 
+def test_a_client_the_learner_builds_reaches_loopback_once_connect_has_exempted_it(proxy, local_server):
+    import openai
+    def learners_client(base_url):  # what lesson 00 teaches a learner to write, proxies read from the environment
+        return openai.OpenAI(base_url=base_url, api_key="k", max_retries=0)
+    with pytest.raises(openai.APIStatusError):  # the dead proxy answers 502 for our own machine
+        learners_client(f"{local_server.root}/v1").models.list()
+    assert clients.exempt_loopback_from_proxies() is True  # what connect() does first
+    assert [m.id for m in learners_client(f"{local_server.root}/v1").models.list()] == ["remote-m"]
+    assert [m.id for m in learners_client(REMOTE).models.list()] == ["remote-m"]  # a remote one: still proxied
+    assert len(proxy.request_lines) == 2 and REMOTE in proxy.request_lines[-1]
+    assert clients.exempt_loopback_from_proxies() is False  # idempotent
+
+
 def test_a_remote_endpoint_still_goes_through_the_proxy(proxy):
     assert endpoint.list_models(REMOTE, "k") == ["remote-m"]
     assert [m.id for m in fallback.client_for(REMOTE, "k").models.list()] == ["remote-m"]  # lesson 05's remote

@@ -9,6 +9,7 @@ request to 127.0.0.0/8, ``::1`` or ``localhost`` is made with proxies off, and e
 """
 import contextlib
 import ipaddress
+import os
 import urllib.parse
 import urllib.request
 
@@ -64,6 +65,22 @@ def no_proxy_environ(env: dict) -> dict:
     existing = [h.strip() for v in (env.get("NO_PROXY"), env.get("no_proxy")) if v for h in v.split(",")]
     hosts = list(dict.fromkeys([h for h in existing if h] + list(NO_PROXY_HOSTS)))
     return {**env, "NO_PROXY": ",".join(hosts), "no_proxy": ",".join(hosts)}
+
+
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+def exempt_loopback_from_proxies(env=None) -> bool:
+    """With a proxy set, add the loopback names to ``NO_PROXY`` in this process's environment, so
+    the clients a learner writes (``openai.OpenAI(base_url="http://127.0.0.1:...")``) and the programs a
+    notebook starts reach this machine's servers directly, as ours do. True if it changed anything."""
+    env = os.environ if env is None else env
+    if not any(env.get(v) for v in PROXY_VARIABLES):
+        return False
+    wanted = no_proxy_environ(dict(env))
+    changed = any(env.get(k) != wanted[k] for k in ("NO_PROXY", "no_proxy"))
+    env.update({k: wanted[k] for k in ("NO_PROXY", "no_proxy")})
+    return changed
 
 
 @contextlib.contextmanager

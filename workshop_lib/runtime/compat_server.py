@@ -2,7 +2,8 @@
 
 Used by CI (and by anyone who wants to see a lesson on a server without llama-server's extras):
 every notebook runs again against it. Like a Foundry Local service, it sends no ``usage`` in
-streams, no ``timings``, has no llama-server ``/tokenize``, and keeps one model loaded at a time;
+streams, no ``timings`` and has no llama-server ``/tokenize``, and it answers one request at a
+time; unlike one, it keeps one model loaded at a time (switching alias reloads it);
 it serves our two chat models under the ids Foundry Local gives the same models, so
 ``connect()``'s Foundry defaults resolve on it. Taught where lessons skip what a server lacks
 (00_setup_and_first_chat, 03_benchmarking).

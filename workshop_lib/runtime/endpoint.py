@@ -117,6 +117,7 @@ def connect(verbose: bool = True) -> Connection:
     """Pick the backend, check it answers, map the roles to its model ids, and print the choice
     (with ``verbose``, also what the server can do: that asks it, about a second)."""
     timeout = float_setting("timeout", 300, minimum=1, example=300)
+    clients.exempt_loopback_from_proxies()  # a client the lesson builds itself must not meet the proxy either
     backend, base_url, api_key = find_endpoint()
     available = list_models(base_url, api_key)
     models, missing = resolve_roles(backend, available, base_url)
@@ -221,8 +222,8 @@ def _how_to_start(base_url: str) -> str:
     if any(os.environ.get(v) for v in ENDPOINT_VARIABLES):
         return (f"Start the server behind {base_url}, or unset {' / '.join(ENDPOINT_VARIABLES)} "
                 "to use the workshop's embedded server.")
-    return ("Run `python -m workshop_lib serve` (embedded server) or `foundry service start` "
-            "(Foundry Local), then run this cell again.")
+    return ("Run `python -m workshop_lib serve` (embedded server) or start Foundry Local (`foundry service "
+            "start`; `foundry server start` from version 0.10), then run this cell again.")
 
 
 def resolve_roles(backend: str, available: list, base_url: str):
@@ -284,7 +285,8 @@ def resolve_model(name: str, available: list, base_url: str = "", role: str = ""
     reports ``qwen2.5-coder-0.5b-instruct-generic-cpu:4`` for alias ``qwen2.5-coder-0.5b``)."""
     if found := _match(name, available):
         return found
-    load = f"with Foundry Local, `foundry model run {name}` downloads and loads it"
+    load = (f"with Foundry Local, `foundry model run {name}` (`foundry run {name}` from version 0.10) "
+            "downloads and loads it")
     variable = f"WORKSHOP_{role.upper()}_MODEL" if role else "the model setting"
     fix = f"Set {variable} to one of them, or load it: {load}." if available else f"Load a model first: {load}."
     raise UnknownModelError(f"Model {name!r} is not served by {base_url or 'this endpoint'}. "
