@@ -148,6 +148,27 @@ def test_a_remote_endpoint_still_goes_through_the_proxy(proxy):
     assert proxy.request_lines == [f"GET {REMOTE}/models HTTP/1.1"] * 2
 
 
+def test_a_proxy_set_after_urllibs_first_request_is_still_honoured(monkeypatch):
+    """urllib's global opener reads the proxy variables once, at its first use: a remote endpoint
+    asked later (a kernel that set HTTPS_PROXY after a first cell) must still go through the proxy."""
+    import urllib.request
+    for variable in PROXY_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(urllib.request, "_opener", None)
+    with pytest.raises(OSError):
+        urllib.request.urlopen("http://127.0.0.1:9/", timeout=2)  # builds the global opener, no proxy
+    recording = RecordingProxy()
+    threading.Thread(target=recording.serve_forever, daemon=True).start()
+    try:
+        for variable in PROXY_VARIABLES:
+            monkeypatch.setenv(variable, f"http://127.0.0.1:{recording.server_address[1]}")
+        assert endpoint.list_models(REMOTE, "k") == ["remote-m"]
+        assert recording.request_lines == [f"GET {REMOTE}/models HTTP/1.1"]
+    finally:
+        recording.shutdown()
+        recording.server_close()
+
+
 def test_the_apps_we_start_get_no_proxy_for_loopback(proxy, monkeypatch, tmp_path):
     monkeypatch.setenv("WORKSHOP_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("NO_PROXY", "corp.example")

@@ -43,7 +43,8 @@ def urlopen(request, timeout: float):
     url = request.full_url if isinstance(request, urllib.request.Request) else request
     if is_loopback(url):
         return _DIRECT.open(request, timeout=timeout)
-    return urllib.request.urlopen(request, timeout=timeout)
+    # A new ProxyHandler reads the proxy variables now: urllib's global opener froze them at its first use
+    return urllib.request.build_opener(urllib.request.ProxyHandler()).open(request, timeout=timeout)
 
 
 def openai_client(base_url: str, api_key: str, timeout=None, **options):
