@@ -4,11 +4,9 @@ import itertools
 from types import SimpleNamespace
 
 import pytest
-from conftest import needs_server
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from workshop_lib.measure import bench
-from workshop_lib.runtime import endpoint
 
 
 def chunk(content=None, timings=None, usage=None):
@@ -55,13 +53,3 @@ def test_the_ratio_is_the_median_of_each_pairs_ratio():
 def test_a_server_without_timings_is_skipped_with_nothing_measured():
     client = ServerWithTimings(streamed=itertools.repeat(1), quiet=itertools.repeat(1))
     assert bench.client_interference(fake_lab(client, timings=False), "slm") == {}
-
-
-@pytest.mark.server
-@needs_server
-def test_the_real_server_times_both_kinds_of_request():
-    lab = endpoint.connect(verbose=False)
-    if not lab.supports("timings"):
-        pytest.skip("this server sends no timings")
-    result = bench.client_interference(lab, "slm", n_gen=16, rounds=2)
-    assert result["pairs"] == 2 and result["server_tps_quiet"] > 0 and 0.3 < result["streamed/quiet"] < 3

@@ -3,10 +3,8 @@ Run as the learner runs it (a subprocess) or through its functions on a throwawa
 import importlib.util
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -55,60 +53,6 @@ def test_python_that_makes_venvs_without_pip_says_what_to_install(lab, tmp_path,
     with pytest.raises(SystemExit, match="apt-get install python3-venv"):
         lab.ensure_venv(venv)
     assert not venv.exists(), "half a venv left behind: the next run would take it for a good one"
-
-
-CTRL_C_SCRIPT = """
-import importlib.util, subprocess, sys
-from pathlib import Path
-spec = importlib.util.spec_from_file_location("lab", sys.argv[1])
-lab = importlib.util.module_from_spec(spec); spec.loader.exec_module(lab)
-tmp = Path(sys.argv[2])
-lab.VENV = tmp / "venv"; lab.VENV.mkdir()
-for name in ("ensure_venv", "register_kernel", "install_extras", "pip_install"):
-    setattr(lab, name, lambda *a, **k: None)
-lab.run = lambda *a, **k: 0
-lab.lib = lambda *a, **k: 0
-def fake_build():  # a build with a compiler below it, in its own process group as the real one
-    (lab.VENV / "build-progress.log").write_text(" 12%|")
-    return subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time, pathlib; "
-                             "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']); "
-                             "pathlib.Path(sys.argv[1]).write_text(f'{c.pid}'); time.sleep(120)", str(tmp / "child")],
-                            **lab.own_process_group())
-lab.start_build = fake_build
-lab.setup(True, ())
-"""
-
-
-@pytest.mark.skipif(os.name == "nt", reason="sends SIGINT, as a terminal's Ctrl+C does")
-def test_ctrl_c_during_the_build_stops_it_and_prints_one_line(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT, str(ROOT / "lab.py"), str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not (tmp_path / "child").exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    grandchild = int((tmp_path / "child").read_text())
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, (out, err)
-    assert "Traceback" not in err and [line for line in err.splitlines() if line.strip()] == [
-        "lab.py: interrupted; the build was stopped and no step is marked done that did not finish: "
-        "run the same command again to go on."]
-    assert gone_within(grandchild, 10), "the compiler below the build is still running"
-    assert not list((tmp_path / "venv").glob(".installed-*"))
-
-
-def gone_within(pid: int, seconds: float) -> bool:
-    import psutil
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_failed_pip_install_leaves_no_stamp(lab, tmp_path, monkeypatch):
