@@ -237,6 +237,9 @@ def serve_while(embedded: bool, *cmd, env=None) -> int:
         if started:  # a second Ctrl+C (Jupyter asks for one) must not cut the clean-up short
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             lib("stop", check=False, **own_process_group())
+            # what runs next (the second server's pass, the light leg) must see Ctrl+C again: children
+            # inherit an ignored SIGINT, and their own interrupt tests then fail
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def second_server_pass(env: dict) -> int:

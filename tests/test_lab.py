@@ -141,3 +141,17 @@ def test_registered_kernel_connects_and_chats(lab, tmp_path, monkeypatch):
                    resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
     result = json.loads(nb.cells[0].outputs[-1]["text"].strip().splitlines()[-1])
     assert Path(result["python"]).resolve() == Path(sys.executable).resolve() and result["answer"].strip()
+
+
+def test_after_stopping_the_server_it_started_ctrl_c_works_again(lab, monkeypatch):
+    """serve_while ignores Ctrl+C while it stops the server; the second server's pass and the light
+    leg run after it, and a child inherits an ignored SIGINT (their interrupt tests then fail)."""
+    import signal
+    monkeypatch.setattr(lab, "lib", lambda *args, **kwargs: 1 if args[:1] == ("status",) else 0)
+    monkeypatch.setattr(lab, "run", lambda *args, **kwargs: 0)
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        assert lab.serve_while(True, "pytest") == 0
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
