@@ -17,7 +17,7 @@ from workshop_lib.measure import bench
 from workshop_lib.routing import fallback
 from workshop_lib.runtime import capabilities, clients, endpoint, process, server
 
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+PROXY_VARIABLES = clients.PROXY_VARIABLES  # every variable a proxy may be set in
 REMOTE = "http://remote-model.invalid:8080/v1"  # .invalid never resolves (RFC 2606): only the proxy knows it
 MODELS = json.dumps({"object": "list", "data": [{"id": "remote-m", "object": "model"}]}).encode()
 
