@@ -104,10 +104,14 @@ def gguf_to_hf(gguf: Path, hf_dir: Path) -> None:
     tokenizer.save_pretrained(hf_dir)
 
 
+def builder_command(hf_dir, out_dir, cache) -> list:
+    """The model builder's command line: Hugging Face folder in, ONNX int4 for the CPU out (lesson 01 shows it)."""
+    return [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(hf_dir), "-o", str(out_dir),
+            "-p", "int4", "-e", "cpu", "-c", str(cache)]
+
+
 def hf_to_onnx(hf_dir: Path, out_dir: Path, cache: Path) -> None:
-    cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(hf_dir), "-o", str(out_dir),
-           "-p", "int4", "-e", "cpu", "-c", str(cache)]
-    subprocess.run(cmd, check=True)
+    subprocess.run(builder_command(hf_dir, out_dir, cache), check=True)
 
 
 def copy_chat_template(hf_dir: Path, out_dir: Path) -> None:
