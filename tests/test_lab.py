@@ -3,8 +3,10 @@ Run as the learner runs it (a subprocess) or through its functions on a throwawa
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -53,6 +55,93 @@ def test_python_that_makes_venvs_without_pip_says_what_to_install(lab, tmp_path,
     with pytest.raises(SystemExit, match="apt-get install python3-venv"):
         lab.ensure_venv(venv)
     assert not venv.exists(), "half a venv left behind: the next run would take it for a good one"
+
+
+CTRL_C_SCRIPT = """
+import importlib.util, subprocess, sys
+from pathlib import Path
+spec = importlib.util.spec_from_file_location("lab", sys.argv[1])
+lab = importlib.util.module_from_spec(spec); spec.loader.exec_module(lab)
+tmp = Path(sys.argv[2])
+lab.VENV = tmp / "venv"; lab.VENV.mkdir()
+for name in ("ensure_venv", "register_kernel", "install_extras", "pip_install"):
+    setattr(lab, name, lambda *a, **k: None)
+lab.run = lambda *a, **k: 0
+lab.lib = lambda *a, **k: 0
+def fake_build():  # a build with a compiler below it, in its own process group as the real one
+    (lab.VENV / "build-progress.log").write_text(" 12%|")
+    return subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time, pathlib; "
+                             "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']); "
+                             "pathlib.Path(sys.argv[1]).write_text(f'{c.pid}'); time.sleep(120)", str(tmp / "child")],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            **lab.own_process_group())
+lab.start_build = fake_build
+lab.setup(True, ())
+"""
+
+
+def as_a_terminal_starts_it():
+    """A learner's shell starts lab.py with Ctrl+C on. A test runner started in the background (``cmd &``,
+    CI, nohup), or a parent that ignores SIGINT, would hand an ignored SIGINT down, and Python then installs
+    no KeyboardInterrupt handler: the child would sleep through the Ctrl+C. So reset it before exec."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="sends SIGINT, as a terminal's Ctrl+C does")
+def test_ctrl_c_during_the_build_stops_it_and_prints_one_line(tmp_path):
+    # Output goes to files, not pipes: a leftover grandchild holding a pipe would keep a read waiting
+    out_path, err_path, marker = tmp_path / "out", tmp_path / "err", tmp_path / "child"
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT, str(ROOT / "lab.py"), str(tmp_path)],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
+                                preexec_fn=as_a_terminal_starts_it)
+    grandchild = None
+    try:
+        deadline = time.monotonic() + 60
+        while not (marker.exists() and marker.read_text().strip()) and proc.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert marker.exists(), f"the fake build never started: {err_path.read_text()[-2000:]}"
+        grandchild = int(marker.read_text())
+        os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl+C: the foreground group, not the build's own
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail("lab.py setup was still running 60 s after Ctrl+C")
+        err_text = err_path.read_text()
+        assert proc.returncode == 130, (out_path.read_text(), err_text)
+        assert "Traceback" not in err_text and [line for line in err_text.splitlines() if line.strip()] == [
+            "lab.py: interrupted; the build was stopped and no step is marked done that did not finish: "
+            "run the same command again to go on."]
+        assert gone_within(grandchild, 10), "the compiler below the build is still running"
+        assert not list((tmp_path / "venv").glob(".installed-*"))
+    finally:  # whatever failed, leave no process behind for the rest of the suite
+        kill_quietly(proc.pid, grandchild)
+
+
+def gone_within(pid: int, seconds: float) -> bool:
+    import psutil
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def kill_quietly(*pids) -> None:
+    import psutil
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            for child in process.children(recursive=True):
+                child.kill()
+            process.kill()
+        except (psutil.NoSuchProcess, TypeError):
+            pass
 
 
 def test_failed_pip_install_leaves_no_stamp(lab, tmp_path, monkeypatch):
