@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from workshop_lib import extras
+from workshop_lib.runtime import compat_server
 
 ROOT = Path(__file__).resolve().parents[1]
-HASHED = [ROOT / "requirements-embedded.txt", ROOT / "requirements-eval-nodeps.txt"]
+HASHED = [ROOT / "requirements-embedded.txt", ROOT / "requirements-eval-nodeps.txt", compat_server.REQUIREMENTS]
 REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==(\S+)((?:\s+--hash=sha256:[0-9a-f]{64})+)"
                          r"(\s*;.*)?$")
 
@@ -46,3 +47,24 @@ def test_hashed_eval_packages_download_and_match(tmp_path):
                           str(ROOT / "requirements-eval-nodeps.txt")], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert len(list(tmp_path.glob("*.whl"))) == 3
+
+
+def test_the_second_servers_install_checks_every_hash():
+    """The compat server installs from its hash-pinned file, with pip's --require-hashes and nothing else."""
+    cmd = compat_server.install_command()
+    assert {"--require-hashes", "--no-deps"} <= set(cmd) and cmd[-2:] == ["-r", str(compat_server.REQUIREMENTS)]
+    names = {line.split("==")[0] for line in requirements(compat_server.REQUIREMENTS)}
+    assert {"llama-cpp-python", "fastapi", "uvicorn", "sse-starlette", "starlette-context", "pydantic-settings"} <= names
+
+
+@pytest.mark.install
+def test_a_pinned_file_without_hashes_is_refused(tmp_path):
+    """The same command on a file whose pin has no hash: pip refuses it and installs nothing. Into an empty
+    --target, since pip checks no hash of a package that is already installed (six is, here)."""
+    unhashed = tmp_path / "unhashed.txt"
+    unhashed.write_text(compat_server.REQUIREMENTS.read_text().split("\n", 1)[0] + "\nsix==1.17.0\n")
+    target = tmp_path / "target"
+    out = subprocess.run([*compat_server.install_command(unhashed), "--target", str(target)], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode != 0 and "Hashes are required in --require-hashes mode" in out.stderr, out.stderr[-2000:]
+    assert not list(target.glob("six*")), "installed although its hash was missing"

@@ -26,10 +26,13 @@ from pathlib import Path
 from . import llamacpp, models, process, server
 from ..config import cache_dir, write_atomic
 from ..errors import PortInUseError, WorkshopError
+from ..extras import pip_options
 
 NAME = "compat-server"  # its record: cache_dir()/procs/compat-server.json (process.py)
 HOST = server.HOST  # 127.0.0.1 only
 REQUIREMENT = f"llama-cpp-python[server]=={llamacpp.LLAMA_CPP_PYTHON}"
+# The server and every package it needs, pinned by hash; its first line holds the pip options.
+REQUIREMENTS = Path(__file__).resolve().with_name("compat-server-requirements.txt")
 SERVER_MODULES = ("fastapi", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings")
 # Our GGUF alias -> the id Foundry Local's catalog gives the same model (CPU variant).
 FOUNDRY_IDS = {"qwen2.5-coder-0.5b": "qwen2.5-coder-0.5b-instruct-generic-cpu:4",
@@ -78,7 +81,7 @@ def ensure_installed() -> None:
         if is_installed():
             return
         print(f"Installing {REQUIREMENT} (no compilation, about 20 s)...", file=sys.stderr)
-        cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-binary", "llama-cpp-python", REQUIREMENT]
+        cmd = install_command()
         out = subprocess.run(cmd, env={**os.environ, "CMAKE_ARGS": "-DLLAMA_BUILD=OFF"}, capture_output=True,
                              text=True)
         importlib.invalidate_caches()
@@ -86,6 +89,13 @@ def ensure_installed() -> None:
         tail = "\n".join((out.stdout + out.stderr).splitlines()[-15:])
         raise WorkshopError(f"Installing {REQUIREMENT} failed:\n{tail}",
                             f"Run `{' '.join(cmd)}` with CMAKE_ARGS=-DLLAMA_BUILD=OFF yourself and read its output.")
+
+
+def install_command(requirements: Path = REQUIREMENTS) -> list:
+    """pip's command for the hash-pinned server packages: ``--require-hashes`` (from the file's first line)
+    makes pip refuse a package that is not listed with its hash, or whose download does not match."""
+    return [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            *pip_options(requirements), "-r", str(requirements)]
 
 
 def config(port: int, progress: bool = True) -> dict:
