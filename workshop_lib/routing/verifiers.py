@@ -2,6 +2,10 @@
 (taught in 05_hybrid_routing, which shows each check as code). None of them sees the hidden reference
 answer or the hidden tests: a check returns True (accept the small answer), False (escalate) or None
 (no check applies)."""
+from dataclasses import dataclass
+
+import numpy as np
+
 from ..eval import scoring
 
 
@@ -39,3 +43,38 @@ def verify(task: str, text: str, reference: dict, samples=(), truncated: bool = 
     if task == "instructions":
         return check_instructions(text, truncated)
     return None
+
+
+@dataclass
+class CheckScore:
+    """How a check did on answers whose correctness is known: of the ``wrong`` answers it ``caught`` some
+    (escalated them), and of the ``right`` ones it escalated some for nothing (``escalated_right``)."""
+    wrong: int
+    caught: int
+    right: int
+    escalated_right: int
+
+    @property
+    def catch_rate(self) -> float:
+        return self.caught / self.wrong if self.wrong else float("nan")
+
+    @property
+    def false_escalation_rate(self) -> float:
+        return self.escalated_right / self.right if self.right else float("nan")
+
+    @property
+    def margin(self) -> float:
+        """Catch rate minus false-escalation rate: 0 for "always accept", "always escalate" and a coin
+        (each escalates right and wrong answers alike); 1 for a check that escalates exactly the wrong ones."""
+        return self.catch_rate - self.false_escalation_rate
+
+
+def score_check(accepted, right) -> CheckScore:
+    """Score a check's verdicts (``accepted``: True kept the small answer; None counts as escalated, as
+    in the cascade) against whether each small answer was ``right``."""
+    accepted = np.array([a is True or a is np.True_ for a in accepted])
+    right = np.asarray(right, bool)
+    if accepted.shape != right.shape:
+        raise ValueError(f"one verdict per answer: {accepted.shape} verdicts for {right.shape} answers")
+    return CheckScore(int((~right).sum()), int((~right & ~accepted).sum()), int(right.sum()),
+                      int((right & ~accepted).sum()))
