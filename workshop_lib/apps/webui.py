@@ -274,6 +274,14 @@ def _post(url: str, body: dict, token=None) -> dict:
                             "then start again.") from exc
 
 
+def overhead_ms(results, column: str = "ttft_s", via: str = "open-webui", direct: str = "direct") -> float:
+    """What the UI layer adds to ``column`` (seconds) of a request, in milliseconds: the median over ``pair`` of
+    (``via`` minus ``direct``). Paired because both requests of a pair ran back to back, so whatever slowed the
+    machine for a while slowed both (``results``: one row per request, columns ``pair``, ``path``, ``column``)."""
+    side_by_side = results.pivot(index="pair", columns="path", values=column)
+    return float((side_by_side[via] - side_by_side[direct]).median() * 1000)
+
+
 def running():
     """The running Open WebUI as a ``WebUI``, or None."""
     record = process.running(NAME)
