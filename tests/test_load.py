@@ -101,3 +101,23 @@ def test_a_rate_sweep_gives_one_line_per_rate_with_goodput():
     assert list(levels["offered_rps"]) == [5, 20] and (levels["requests"] == 3).all()
     assert len(requests) == 6 and set(requests["phase"]) == {"open-loop"}
     assert (levels["goodput_rps"] > 0).all() and (levels["failed"] == 0).all()
+
+
+def test_the_cli_runs_an_open_loop_sweep_and_exports_it_with_its_knee(tmp_path, monkeypatch, capsys):
+    lab = SimpleNamespace(client=SlowServer(0.01), models={"slm": "m"}, backend="fake",
+                          supports=lambda name, purpose="": name != "timings", token_counter=lambda m: None)
+    monkeypatch.setattr(bench, "connect", lambda: lab)
+    assert bench.main(["--roles", "slm", "--open-loop", "5", "10", "--pattern", "constant", "--requests", "2",
+                       "--goodput", "ttft:1000,tpot:100", "--out", str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "open_loop.csv")
+    assert list(table["offered_rps"]) == [5, 10] and "knee" in table and (table["goodput_rps"] > 0).all()
+    assert "Open-loop load" in (tmp_path / "report.md").read_text()
+
+
+def test_the_cli_runs_a_prompt_length_sweep(tmp_path, monkeypatch):
+    lab = SimpleNamespace(client=SlowServer(0.01), models={"slm": "m"}, backend="fake",
+                          supports=lambda name, purpose="": name != "timings", token_counter=lambda m: None)
+    monkeypatch.setattr(bench, "connect", lambda: lab)
+    assert bench.main(["--roles", "slm", "--prompt-lengths", "16", "32", "--rounds", "1", "--out", str(tmp_path)]) == 0
+    assert list(pd.read_csv(tmp_path / "prefill.csv")["words"]) == [16, 32]
+    assert "prompt length" in (tmp_path / "report.md").read_text()

@@ -63,7 +63,7 @@ def linear_until(table: pd.DataFrame, fit_points: int = 3, tolerance: float = 0.
     Returns the fit (``fixed_s``, ``per_token_s``), ``linear_up_to`` (the longest prompt still on the line)
     and ``departs_at`` (the first one above it, None if every prompt stayed on it)."""
     t = table.dropna(subset=["prompt_tokens", "ttft_s"]).sort_values("prompt_tokens")
-    if len(t) < 2:
+    if t["prompt_tokens"].nunique() < 2:  # one length (or one token count) draws no line
         return {"fixed_s": None, "per_token_s": None, "linear_up_to": None, "departs_at": None}
     head = t.iloc[:max(2, min(fit_points, len(t)))]
     per_token, fixed = np.polyfit(head["prompt_tokens"], head["ttft_s"], 1)
