@@ -29,3 +29,7 @@ def test_a_straight_ttft_never_departs():
 
 def test_too_few_lengths_give_no_fit_rather_than_a_guess():
     assert prefill.linear_until(table([0.3], lengths=(64,)))["per_token_s"] is None
+
+
+def test_a_server_without_token_counts_gives_no_fit_and_no_prefill_speed():
+    assert prefill.linear_until(pd.DataFrame({"words": [64, 256], "ttft_s": [0.3, 0.9]}))["per_token_s"] is None

@@ -42,7 +42,8 @@ def length_sweep(target, model: str, lengths=(64, 256, 1024, 2048), rounds: int 
         rows.append({"phase": "prefill", "round": r, "words": n, "cache": plan.cache, **row})
     out = pd.DataFrame(rows)
     if "ttft_s" in out:
-        out["prefill_tps"] = out["prompt_tokens"] / out["ttft_s"]
+        # a server without usage leaves prompt_tokens empty: no prefill speed then, rather than a guess
+        out["prefill_tps"] = pd.to_numeric(out["prompt_tokens"], errors="coerce") / pd.to_numeric(out["ttft_s"], errors="coerce")
     return out
 
 
@@ -62,8 +63,8 @@ def linear_until(table: pd.DataFrame, fit_points: int = 3, tolerance: float = 0.
 
     Returns the fit (``fixed_s``, ``per_token_s``), ``linear_up_to`` (the longest prompt still on the line)
     and ``departs_at`` (the first one above it, None if every prompt stayed on it)."""
-    t = table.dropna(subset=["prompt_tokens", "ttft_s"]).sort_values("prompt_tokens")
-    if t["prompt_tokens"].nunique() < 2:  # one length (or one token count) draws no line
+    t = table.dropna(subset=["prompt_tokens", "ttft_s"]).sort_values("prompt_tokens") if "prompt_tokens" in table else table[:0]
+    if "prompt_tokens" not in t or t["prompt_tokens"].nunique() < 2:  # one length (or one token count) draws no line
         return {"fixed_s": None, "per_token_s": None, "linear_up_to": None, "departs_at": None}
     head = t.iloc[:max(2, min(fit_points, len(t)))]
     per_token, fixed = np.polyfit(head["prompt_tokens"], head["ttft_s"], 1)
