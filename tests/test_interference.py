@@ -53,3 +53,21 @@ def test_the_ratio_is_the_median_of_each_pairs_ratio():
 def test_a_server_without_timings_is_skipped_with_nothing_measured():
     client = ServerWithTimings(streamed=itertools.repeat(1), quiet=itertools.repeat(1))
     assert bench.client_interference(fake_lab(client, timings=False), "slm") == {}
+
+
+def test_the_result_reports_the_pairs_spread_next_to_the_median():
+    client = ServerWithTimings(streamed=[99, 40, 30, 45], quiet=[50, 30, 50])
+    result = bench.client_interference(fake_lab(client), "slm", n_gen=2, rounds=3)
+    assert result["ratio_low"] == pytest.approx(0.8) and result["ratio_high"] == pytest.approx(1.0)
+    assert result["verdict"].startswith("inconclusive")  # 0.8 is outside 1 +- 10 %, 1.0 inside: no one side
+
+
+@pytest.mark.parametrize("ratios, verdict", [
+    ([0.3], "inconclusive"),  # one pair, however far from 1, says nothing on a noisy machine
+    ([0.3, 4.7, 1.0], "inconclusive"),  # the spread seen on a loaded machine
+    ([0.7, 0.8, 0.75], "the streaming client slows the server"),
+    ([0.97, 1.02, 1.05], "no measurable cost"),
+])
+def test_a_verdict_needs_several_pairs_on_one_side(ratios, verdict):
+    said = bench.interference_verdict(ratios)
+    assert said.startswith(verdict) and f"{min(ratios):.2f} to {max(ratios):.2f}" in said, said

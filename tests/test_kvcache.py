@@ -31,3 +31,31 @@ def test_the_logged_cache_matches_the_formula_for_its_own_child_only():
     assert cache["cells"] == 4 * 4096, "each of the 4 slots has its own stream of 4096 cells"
     assert cache["logged_bytes"] == pytest.approx(192 * 2**20) and cache["formula_bytes"] == cache["logged_bytes"]
     assert cache["per_token_bytes"] == 12288 and cache["seqs"] == 4
+
+
+QWEN_05B = {"layers": 24, "kv_heads": 2, "head_dim_k": 64}  # what the pinned llama-server logs for the 0.5B
+
+
+def test_what_fits_in_ram_leaves_the_model_file_out_and_an_8_bit_cache_nearly_doubles_it():
+    fits = kvcache.fits_in_ram(model_bytes=1e9, shape=QWEN_05B, ram_gb=(4,), context=4096).set_index("kv_type")
+    assert fits.loc["f16", "kv_kib_per_token"] == 12
+    assert fits.loc["f16", "max_context_one_slot"] == int(3e9 // 12288)
+    assert fits.loc["f16", "slots_of_4096"] == int(3e9 // (12288 * 4096))  # 59 slots of 4,096 tokens
+    assert fits.loc["q8_0", "kv_kib_per_token"] == pytest.approx(12 * 34 / 64)
+    assert 1.8 < fits.loc["q8_0", "max_context_one_slot"] / fits.loc["f16", "max_context_one_slot"] < 1.9
+
+
+def test_a_ram_smaller_than_the_model_fits_no_context():
+    fits = kvcache.fits_in_ram(model_bytes=3e9, shape=QWEN_05B, ram_gb=(2,))
+    assert (fits["max_context_one_slot"] == 0).all() and (fits["slots_of_4096"] == 0).all()
+
+
+def test_the_shape_read_from_the_packaged_file_is_what_the_server_logs():
+    from conftest import REAL_CACHE
+    from workshop_lib.measure import weights
+    from workshop_lib.runtime import models
+
+    path = REAL_CACHE / "models" / models.get_spec("qwen2.5-coder-0.5b").path.name  # read only, never written
+    if not (weights.can_read() and path.exists()):
+        pytest.skip("needs the 0.5B GGUF (python lab.py setup) and the gguf package (the convert extra)")
+    assert kvcache.model_shape(path) == QWEN_05B

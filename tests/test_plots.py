@@ -60,3 +60,20 @@ def test_roofline_puts_the_ridge_where_bandwidth_meets_compute():
     assert ridge == pytest.approx(3.0)
     assert max(roof.get_ydata()) == pytest.approx(60) and ax.get_xscale() == "log"
     assert len(ax.collections[0].get_offsets()) == 2
+
+
+def test_the_rate_sweep_marks_its_knee_on_both_panels():
+    levels = pd.DataFrame({"offered_rps": [0.5, 1, 2], "request_rps": [0.45, 0.9, 1.1], "goodput_rps": [0.45, 0.8, 0.2],
+                           "ttft_p50_s": [0.3, 0.4, 2.0], "ttft_p90_s": [0.4, 0.6, 3.0]})
+    fig = plots.plot_rate_sweep(levels, knee=2, targets={"ttft": 1.0, "tpot": 0.1})
+    for ax in fig.axes:
+        assert any("knee: 2" in text.get_text() for text in ax.get_legend().get_texts())
+    assert "ttft <= 1000 ms" in " ".join(t.get_text() for t in fig.axes[0].get_legend().get_texts())
+
+
+def test_the_prefill_chart_draws_the_fitted_line_and_where_ttft_leaves_it():
+    table = pd.DataFrame({"prompt_tokens": [64, 256, 1024, 2048], "ttft_s": [0.3, 1.0, 4.0, 10.0],
+                          "prefill_tps": [213, 256, 256, 205], "decode_tps": [40, 39, 35, 30]})
+    fig = plots.plot_prefill(table, {"fixed_s": 0.06, "per_token_s": 0.0038, "departs_at": 2048})
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "leaves the line at 2048 tokens" in labels and len(fig.axes[0].lines) == 3

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from . import report
 from ..runtime import clients, llamacpp, models, server
 from ..datasets import load_prompts
+from ..errors import WorkshopError
 from ..runtime.endpoint import connect
 
 
@@ -306,23 +307,6 @@ def benchmark(target, models: dict, prompts: list, rounds: int = 3, warmup: int 
     return {"requests": requests, "sweep": levels_df, "memory": memory}
 
 
-def copy_bandwidth_gbs(megabytes: int = 256, repeats: int = 3) -> float:
-    """How fast one core copies memory, in GB/s (bytes read plus bytes written, best of ``repeats``).
-
-    A rough yardstick for lesson 03's exercise: several cores together reach more, up to the memory's
-    own limit, so a model may read its weights faster than this."""
-    import numpy as np
-
-    source = np.ones(megabytes * 2**20 // 8)
-    target = np.empty_like(source)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        np.copyto(target, source)
-        best = min(best, time.perf_counter() - start)
-    return 2 * source.nbytes / best / 1e9
-
-
 COUNTING_PROMPT = [{"role": "user", "content": "Count from 1 to 300, separated by spaces."}]  # for decode only
 
 
@@ -376,9 +360,26 @@ def client_interference(lab, role: str = "slm", n_gen: int = 64, rounds: int = 3
                                **plan.options(model))["server_decode_tps"]
         pairs.append((streamed, quiet_decode_tps(lab.client, model, plan, n_gen)))
     pairs = pd.DataFrame(pairs, columns=["streamed", "quiet"]).dropna()
+    ratios = pairs["streamed"] / pairs["quiet"]
     return {"model": model, "pairs": len(pairs), "server_tps_streamed": pairs["streamed"].median(),
-            "server_tps_quiet": pairs["quiet"].median(),
-            "streamed/quiet": (pairs["streamed"] / pairs["quiet"]).median()}
+            "server_tps_quiet": pairs["quiet"].median(), "streamed/quiet": ratios.median(),
+            "ratio_low": ratios.min(), "ratio_high": ratios.max(), "verdict": interference_verdict(ratios)}
+
+
+def interference_verdict(ratios, tolerance: float = 0.1, min_pairs: int = 3) -> str:
+    """What the pairs' ``streamed/quiet`` ratios can tell. On a busy machine one pair's ratio ranges from
+    0.3 to 4.7, so a verdict needs several pairs that all fall on the same side: "slows the server" when
+    every pair is below 1 - ``tolerance``, "no measurable cost" when all are within 1 +- ``tolerance``, and
+    "inconclusive" otherwise (the machine's own noise is larger than the effect)."""
+    ratios = pd.Series(ratios, dtype=float).dropna()
+    spread = f"{len(ratios)} pairs, ratios {ratios.min():.2f} to {ratios.max():.2f}" if len(ratios) else "no pairs"
+    if len(ratios) < min_pairs:
+        return f"inconclusive: {spread}; at least {min_pairs} pairs are needed"
+    if ratios.max() < 1 - tolerance:
+        return f"the streaming client slows the server: {spread}, all below {1 - tolerance:.2f}"
+    if ratios.between(1 - tolerance, 1 + tolerance).all():
+        return f"no measurable cost: {spread}, all within {tolerance:.0%} of 1"
+    return f"inconclusive: {spread}; the noise is larger than any effect"
 
 
 def quiet_decode_tps(client, model: str, plan: RequestPlan, n_gen: int):
@@ -399,17 +400,62 @@ def main(argv=None) -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--out", default="results/bench", help="folder for JSON, CSV and report.md")
     parser.add_argument("--overhead", action="store_true", help="only the harness overhead check")
+    parser.add_argument("--open-loop", type=float, nargs="+", metavar="RATE",
+                        help="instead: open-loop runs at these request rates (per second), first role only")
+    parser.add_argument("--pattern", choices=["poisson", "constant"], default="poisson", help="open-loop arrivals")
+    parser.add_argument("--requests", type=int, default=8, help="open-loop requests per rate")
+    parser.add_argument("--goodput", nargs="+", default=["ttft:1000", "tpot:100"], metavar="KEY:MS",
+                        help="latency targets in ms, as vllm bench serve takes them (ttft, tpot, e2el)")
+    parser.add_argument("--prompt-lengths", type=int, nargs="+", metavar="WORDS",
+                        help="instead: TTFT and decode speed against prompt length, prompt cache off")
     args = parser.parse_args(argv)
     lab = connect()
     if args.overhead:
         for role in args.roles:
             print(json.dumps(harness_overhead(lab, role, args.max_tokens, args.rounds), indent=1))
         return 0
+    if args.open_loop or args.prompt_lengths:
+        return run_extra(lab, args)
     chosen = {r: lab.models.get(r, r) for r in args.roles}
     result = benchmark(lab, chosen, load_prompts(args.prompts), args.rounds, args.warmup,
                        args.max_tokens, tuple(args.concurrency))
     config = {**vars(args), "backend": lab.backend, "models": chosen}
     files = report.export(args.out, config, **result)
+    print(files["report"].read_text())
+    return 0
+
+
+def parse_goodput(items) -> dict:
+    """``["ttft:1000", "tpot:100"]`` (or ``"ttft:1000,tpot:100"``), in ms as vllm takes them -> seconds."""
+    targets = {}
+    for item in ",".join(items).split(","):
+        key, sep, value = item.partition(":")
+        try:
+            targets[key.strip()] = float(value) / 1000
+        except ValueError:
+            raise WorkshopError(f"Cannot read the goodput target {item!r}.", "Write KEY:MS, e.g. ttft:1000 tpot:100.") from None
+        if not sep:
+            raise WorkshopError(f"Cannot read the goodput target {item!r}.", "Write KEY:MS, e.g. ttft:1000 tpot:100.")
+    return targets
+
+
+def run_extra(lab, args) -> int:
+    """The CLI's open-loop rate sweep or prompt-length sweep, exported like the main benchmark."""
+    from . import load, prefill  # they import this module
+
+    model = lab.models.get(args.roles[0], args.roles[0])
+    config = {**vars(args), "backend": lab.backend, "model": model}
+    if args.open_loop:
+        targets = parse_goodput(args.goodput)
+        rows, levels = load.rate_sweep(lab, model, [SWEEP_PROMPT], args.open_loop, args.requests, args.pattern,
+                                       args.max_tokens, targets)
+        levels["knee"] = levels["offered_rps"] == load.find_knee(levels)
+        tables = {"open_loop": levels}
+    else:
+        rows = prefill.length_sweep(lab, model, args.prompt_lengths, args.rounds, args.max_tokens)
+        table = prefill.summarize_lengths(rows)
+        tables = {"prefill": table, "linearity": pd.DataFrame([prefill.linear_until(table)])}
+    files = report.export(args.out, config, rows, **tables)
     print(files["report"].read_text())
     return 0
 

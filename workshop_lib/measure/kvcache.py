@@ -55,3 +55,44 @@ def _with_sizes(load: dict, m: re.Match) -> dict:
     return {**load, "cells": cells, "seqs": int(m.group(5)), "k_type": k_type,
             "logged_bytes": float(m.group(1)) * 2**20, "formula_bytes": formula,
             "per_token_bytes": formula / cells}
+
+
+def model_shape(path) -> dict:
+    """``layers``, ``kv_heads`` and ``head_dim_k`` of the GGUF at ``path``, from its metadata (needs the
+    ``gguf`` package): the head dimension is the key length where the file stores one, else the
+    embedding width divided by the number of attention heads."""
+    from gguf import GGUFReader
+
+    fields = GGUFReader(str(path)).fields
+    arch = _field(fields, "general.architecture")
+    heads = _field(fields, f"{arch}.attention.head_count")
+    head_dim = _field(fields, f"{arch}.attention.key_length") or _field(fields, f"{arch}.embedding_length") // heads
+    return {"layers": int(_field(fields, f"{arch}.block_count")),
+            "kv_heads": int(_field(fields, f"{arch}.attention.head_count_kv") or heads), "head_dim_k": int(head_dim)}
+
+
+def _field(fields: dict, key: str):
+    """One metadata value of a GGUF file (a string or a number), None when the file has no such key."""
+    field = fields.get(key)
+    if field is None:
+        return None
+    value = field.parts[field.data[0]]
+    return bytes(value).decode() if field.types and field.types[0].name == "STRING" else value.tolist()[0]
+
+
+def fits_in_ram(model_bytes: float, shape: dict, ram_gb=(4, 8, 16), context: int = 4096,
+                cache_types=("f16", "q8_0")) -> "pd.DataFrame":
+    """For each free RAM size and KV cache type: the longest context one slot can hold once the model file
+    is in memory, and how many slots of ``context`` tokens fit. The KV cache only, from the model's shape:
+    the server's working buffers and the rest of the system need room of their own."""
+    import pandas as pd
+
+    rows = []
+    for ram in ram_gb:
+        for cache in cache_types:
+            per_token = kv_cache_bytes(shape["layers"], shape["kv_heads"], shape["head_dim_k"], 1, BYTES_PER_VALUE[cache])
+            free = max(0.0, ram * 1e9 - model_bytes)
+            rows.append({"ram_gb": ram, "kv_type": cache, "kv_kib_per_token": per_token / 1024,
+                         "max_context_one_slot": int(free // per_token),
+                         f"slots_of_{context}": int(free // (per_token * context))})
+    return pd.DataFrame(rows)

@@ -83,6 +83,11 @@ def roofline(model_bytes: float, parameters: float, bandwidth_gbs: float, gflops
     return pd.DataFrame(rows)
 
 
+def stream_read_gbs(model_bytes: float, decode_tps: float) -> float:
+    """GB/s one stream pulls from memory: each token's step reads the weights (``model_bytes``) once."""
+    return model_bytes * decode_tps / 1e9
+
+
 def place_measurements(sweep: pd.DataFrame, model_bytes: float, parameters: float) -> pd.DataFrame:
     """A sweep's measured aggregate tokens/s as roofline points: FLOPs per byte read and GFLOP/s done
     (2 x parameters per token), next to the bytes per second the steps read (one file per step)."""

@@ -120,6 +120,50 @@ def plot_roofline(bandwidth_gbs: float, gflops: float, points, label: str = "mea
     return _finish(fig, title)
 
 
+def plot_rate_sweep(levels, knee=None, targets: dict = None, title: str = ""):
+    """Open-loop rate sweep (taught in 03): served against offered requests/s with goodput, and median and
+    p90 TTFT against the offered rate; the knee (``load.find_knee``) is a vertical line on both."""
+    fig, (served, ttft) = plt.subplots(1, 2, figsize=(10, 3.6))
+    levels = levels.sort_values("offered_rps")
+    rate = levels["offered_rps"]
+    served.plot(rate, rate, ":", color="grey", label="offered (a server that keeps up)")
+    served.plot(rate, levels["request_rps"], "o-", color=COLORS[0], label="completed requests/s")
+    goal = ", ".join(f"{k} <= {v * 1000:.0f} ms" for k, v in (targets or {}).items())
+    served.plot(rate, levels["goodput_rps"], "s--", color=COLORS[2], label=f"goodput ({goal or 'targets met'})")
+    ttft.plot(rate, levels["ttft_p50_s"], "o-", color=COLORS[1], label="median TTFT")
+    ttft.plot(rate, levels["ttft_p90_s"], "^--", color=COLORS[3], label="p90 TTFT")
+    for ax, name in ((served, "requests/s"), (ttft, "TTFT (s)")):
+        if knee is not None:
+            ax.axvline(knee, color="red", linestyle="--", linewidth=1, label=f"knee: {knee:g} requests/s")
+        ax.set(xlabel="offered requests/s", title=name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    return _finish(fig, title)
+
+
+def plot_prefill(table, fit: dict = None, title: str = ""):
+    """Prompt-length sweep (taught in 03): TTFT against prompt tokens with the line fitted to the shortest
+    prompts (``prefill.linear_until``), and prefill and decode tokens/s against the same lengths."""
+    fig, (ttft, speed) = plt.subplots(1, 2, figsize=(10, 3.6))
+    t = table.sort_values("prompt_tokens")
+    ttft.plot(t["prompt_tokens"], t["ttft_s"], "o-", color=COLORS[0], label="measured TTFT (median)")
+    if fit and fit.get("per_token_s") is not None:
+        x = np.linspace(0, t["prompt_tokens"].max(), 50)
+        ttft.plot(x, fit["fixed_s"] + fit["per_token_s"] * x, ":", color="grey", label="line through the shortest")
+        if fit.get("departs_at"):
+            ttft.axvline(fit["departs_at"], color="red", linestyle="--", linewidth=1,
+                         label=f"leaves the line at {fit['departs_at']} tokens")
+    speed.plot(t["prompt_tokens"], t["prefill_tps"], "o-", color=COLORS[1], label="prefill tokens/s")
+    speed.plot(t["prompt_tokens"], t["decode_tps"], "s-", color=COLORS[2], label="decode tokens/s after it")
+    speed.set_yscale("log")
+    ttft.set(xlabel="prompt tokens", ylabel="seconds", title="TTFT, prompt cache off")
+    speed.set(xlabel="prompt tokens (context depth)", ylabel="tokens/s (log scale)", title="speed")
+    for ax in (ttft, speed):
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize="small")
+    return _finish(fig, title)
+
+
 def _grid(metrics: dict, height: float):
     """Panels in rows of two, paired with ``(column, label)``; unused cells are hidden."""
     columns = min(2, len(metrics))

@@ -12,6 +12,10 @@ from ..config import write_atomic
 
 METRICS = ("ttft_s", "e2e_s", "tpot_s", "decode_tps", "completion_tokens", "prompt_tokens")
 PERCENTILES = (50, 90, 95, 99)
+KNOWN_TABLES = ("requests", "summary", "sweep", "memory")
+EXTRA_TITLES = {"open_loop": "Open-loop load: offered rate, latency and goodput",
+                "prefill": "TTFT and decode speed against prompt length (prompt cache off)",
+                "linearity": "Where TTFT stops growing linearly with the prompt"}
 
 
 def summarize(requests: pd.DataFrame, by=("role", "model")) -> pd.DataFrame:
@@ -97,6 +101,9 @@ def markdown_report(config: dict, tables: dict) -> str:
                   markdown_table(levels), ""]
     if not memory.empty:
         parts += ["## Server memory", "", markdown_table(memory), ""]
+    for name, extra in tables.items():  # open-loop, prefill and other tables a run adds
+        if name not in KNOWN_TABLES and not extra.empty:
+            parts += [f"## {EXTRA_TITLES.get(name, name)}", "", markdown_table(extra), ""]
     parts += [f"## Failures: {len(failed)}", ""]
     if len(failed):
         parts += [markdown_table(failed[[c for c in ("phase", "model", "concurrency", "error") if c in failed]]), ""]
