@@ -150,10 +150,15 @@ def build_index(chunks: list, embedder: Embedder, corpus: str, batch: int = 16, 
     if cached.is_file():
         return json.loads(cached.read_text(encoding="utf-8"))
     from tqdm.auto import tqdm
-    rows = []
+    # Batches of similar length: each batch is padded to its longest text, and padding costs as much as text.
+    order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].text))
+    vectors = None
     for start in tqdm(range(0, len(chunks), batch), desc="embedding the corpus", disable=not progress):
-        rows.append(embedder.embed([c.text for c in chunks[start:start + batch]]))
-    vectors = np.concatenate(rows).astype(np.float32)
+        rows = order[start:start + batch]
+        embedded = embedder.embed([chunks[i].text for i in rows])
+        if vectors is None:
+            vectors = np.zeros((len(chunks), embedded.shape[1]), dtype=np.float32)
+        vectors[rows] = embedded
     index = {"corpus": corpus, "model_sha256": embedder.model_sha256, "max_length": MAX_LENGTH,
              "count": len(chunks), "dim": int(vectors.shape[1]),
              "vectors": base64.b64encode(vectors.tobytes()).decode("ascii"),
