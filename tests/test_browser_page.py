@@ -136,9 +136,17 @@ def test_webgpu_is_attempted_and_its_absence_reported(corpus):
 RAG_QUESTION = "How do I split a GGUF model into several files?"
 
 
+@pytest.fixture(scope="module")
+def docs_subset(embedder):
+    """A few of lesson 04's documents, whole: enough to retrieve from, quick to embed."""
+    from workshop_lib import rag
+    chunks = [c for c in rag.default_chunks() if any(name in c.path for name in ("gguf-split", "quantize", "build"))]
+    return chunks, webpage.build_index(chunks, embedder, corpus="three of lesson 04's documents", progress=False)
+
+
 @pytest.mark.browser
-def test_tab_chat_streams_and_answers_from_the_docs_without_any_request_leaving(corpus):
-    chunks, index = corpus
+def test_tab_chat_streams_and_answers_from_the_docs_without_any_request_leaving(docs_subset):
+    chunks, index = docs_subset
     with webpage.PageServer(index) as server, chromium_page(extra_flags=webpage.MEMORY_FLAGS) as tab:
         requests = []
         tab.context.on("request", lambda request: requests.append(request.url))

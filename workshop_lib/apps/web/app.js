@@ -189,6 +189,7 @@ function showProgress(text, arrivals, start) {
 }
 
 function showResult(result) {
+  if (result.ttftMs === null) { $("chat-speed").textContent = "the model wrote nothing"; return; }
   $("chat-speed").textContent = `${result.tokens} tokens · first after ${result.ttftMs.toFixed(0)} ms · ` +
     `${result.decodeTps ? result.decodeTps.toFixed(1) : "?"} tokens/s while decoding (${lab.chatModel.backend})`;
 }
