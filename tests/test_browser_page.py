@@ -1,6 +1,7 @@
 """Lesson 07's page (workshop_lib/apps/page.py + apps/web/): the server sends only the page's files, the
-Python embedder is sane, and in Debian's chromium the WASM path ranks lesson 04's corpus like Python does,
-with a JavaScript tokenizer that gives the Python tokenizer's ids."""
+Python embedder is sane and reads 256 word pieces, and in Debian's chromium the WASM path ranks lesson 04's
+corpus like Python does, with a JavaScript tokenizer that gives the Python tokenizer's ids; the chat model
+streams in the tab and answers from the documents with a citation, with no request leaving the tab."""
 import urllib.error
 import urllib.request
 from types import SimpleNamespace
@@ -38,7 +39,8 @@ def corpus(embedder):
 def tiny_server(embedder):
     chunks = [SimpleNamespace(id="a", path="a.md", heading="A", text="Quantization shrinks a model."),
               SimpleNamespace(id="b", path="b.md", heading="B", text="Ports and hosts.")]
-    with webpage.PageServer(webpage.build_index(chunks, embedder, "tiny", progress=False)) as server:
+    index = webpage.build_index(chunks, embedder, "tiny", progress=False)
+    with webpage.PageServer(index, chat_model=None, settings_js=webpage.settings_with_threads("() => 3")) as server:
         yield server
 
 
@@ -65,8 +67,24 @@ def test_server_binds_localhost_and_sends_only_the_page_files(tiny_server):
             get(tiny_server.url + path)
 
 
+def test_encoder_reads_256_word_pieces_not_the_tokenizer_files_128(embedder):
+    assert len(embedder.token_ids("word " * 400)) == 256  # sentence-transformers' max_seq_length
+    share = embedder.embedded_share(["short text", "word " * 510])
+    assert share["texts_cut"] == 0.5 and 0.3 < share["tokens_read"] < 0.6
+
+
+def test_lesson_settings_replace_the_thread_choice_and_nothing_else(tiny_server):
+    served = get(tiny_server.url + "settings.js")[2].decode()
+    assert "export const chooseThreads = (() => 3" in served and "export function chooseThreads" not in served
+    assert "export const sampling" in served and "export const contextTokens" in served
+    assert get(tiny_server.url + "wllama/wasm/wllama.wasm")[1]["Content-Type"] == "application/wasm"
+    with pytest.raises(urllib.error.HTTPError, match="404"):  # chat_model=None: no model file is offered
+        get(tiny_server.url + "model/chat.gguf")
+
+
 def test_missing_runtime_without_npm_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(webpage, "ORT_DIR", tmp_path / "nothing")
+    monkeypatch.setattr(webpage, "WLLAMA_DIR", tmp_path / "nothing")
     monkeypatch.setattr(webpage.shutil, "which", lambda name: None)
     with pytest.raises(webpage.WorkshopError, match="npm ci --prefix web"):
         webpage.ensure_ort()
@@ -113,3 +131,40 @@ def test_webgpu_is_attempted_and_its_absence_reported(corpus):
     if not info["webgpu"]["available"]:
         assert info["webgpu"]["reason"] and info["webgpu"]["reason"] in badge
         print(f"WebGPU not available here, WASM ran instead: {info['webgpu']['reason']}")
+
+
+RAG_QUESTION = "How do I split a GGUF model into several files?"
+
+
+@pytest.fixture(scope="module")
+def docs_subset(embedder):
+    """A few of lesson 04's documents, whole: enough to retrieve from, quick to embed."""
+    from workshop_lib import rag
+    chunks = [c for c in rag.default_chunks() if any(name in c.path for name in ("gguf-split", "quantize", "build"))]
+    return chunks, webpage.build_index(chunks, embedder, corpus="three of lesson 04's documents", progress=False)
+
+
+@pytest.mark.browser
+def test_tab_chat_streams_and_answers_from_the_docs_without_any_request_leaving(docs_subset):
+    chunks, index = docs_subset
+    with webpage.PageServer(index) as server, chromium_page(extra_flags=webpage.MEMORY_FLAGS) as tab:
+        requests = []
+        tab.context.on("request", lambda request: requests.append(request.url))
+        webpage.open_page(tab, server.url, ep="wasm")
+        info = tab.evaluate("() => lab.loadChat()")
+        assert info["ready"], info["error"]
+        assert info["backend"] in ("webgpu", "wasm-threads", "wasm-single") and info["reason"]
+        reply = tab.evaluate("p => lab.chat(p, {max_tokens: 12})", "Say hello in three words.")
+        speed = tab.inner_text("#chat-speed")
+        loaded = len(requests)
+        answer = tab.evaluate("q => lab.ask(q, {k: 2, contextChars: 600, maxTokens: 80})", RAG_QUESTION)
+        during_question = requests[loaded:]
+        save_screenshot(tab, "browser_inference_chat_rag")
+    assert reply["text"].strip() and reply["tokens"] >= 2 and reply["decodeTps"] > 0
+    assert "tokens/s" in speed, speed
+    assert during_question == [], f"the page asked for {during_question} while answering"
+    page_origin = server.url.rstrip("/")
+    assert all(url.startswith((page_origin, "blob:", "data:")) for url in requests), requests
+    retrieved = {hit["id"] for hit in answer["hits"]}
+    assert answer["answer"].strip() and answer["cited"], answer
+    assert all(c["id"] in retrieved for c in answer["cited"]) and "gguf-split" in answer["hits"][0]["path"]

@@ -1,7 +1,8 @@
-// Private semantic search in the browser (taught in 07_browser_inference).
-// The model, its tokenizer, ONNX Runtime Web and the corpus index all come from this page's own server on
-// 127.0.0.1; a query is embedded here, on this machine, and never sent anywhere.
+// Private semantic search and a chat model in the browser (taught in 07_browser_inference).
+// The models, the tokenizer, ONNX Runtime Web, wllama and the corpus index all come from this page's own
+// server on 127.0.0.1; a question is embedded and answered here, on this machine, and never sent anywhere.
 import { WordPiece } from "./wordpiece.js";
+import { generate, loadChat } from "./chat.js";
 
 const params = new URLSearchParams(location.search);
 const wanted = params.get("ep") || "auto"; // auto | webgpu | wasm
@@ -152,3 +153,113 @@ load().catch((err) => {
   lab.error = String(err);
   status(`Failed: ${err}`);
 });
+
+// ---- the chat model (chat.js) and answers from the documents ----
+lab.chatModel = { ready: false, error: null };
+
+lab.loadChat = async ({ threads = null } = {}) => {
+  if (lab.chatModel.wllama) await lab.chatModel.wllama.exit(); // a new thread count needs a new instance
+  lab.chatModel = { ready: false, error: null };
+  $("chat-load").disabled = true;
+  try {
+    const onProgress = (loaded, total) => {
+      $("chat-progress").max = total || loaded;
+      $("chat-progress").value = loaded;
+      $("chat-status").textContent = `Downloading the model from this machine: ${(loaded / 1e6).toFixed(0)}` +
+        ` of ${(total / 1e6).toFixed(0)} MB...`;
+    };
+    const loaded = await loadChat({ threads, onProgress });
+    lab.chatModel = { ...loaded, ready: true, error: null };
+    $("chat-backend").textContent = loaded.backend;
+    $("chat-status").textContent = `Chat model ready in ${(loaded.loadMs / 1000).toFixed(1)} s: ${loaded.reason}.`;
+    for (const id of ["chat-send", "chat-ask"]) $(id).disabled = false;
+  } catch (err) {
+    lab.chatModel.error = String(err);
+    $("chat-status").textContent = `The chat model cannot run here: ${err}`;
+  }
+  $("chat-load").disabled = false;
+  const { wllama, ...info } = lab.chatModel;
+  return info;
+};
+
+function showProgress(text, arrivals, start) {
+  const seconds = (arrivals.at(-1) - arrivals[0]) / 1000;
+  const rate = arrivals.length > 1 ? ` · ${((arrivals.length - 1) / seconds).toFixed(1)} tokens/s` : "";
+  $("chat-speed").textContent = `first token after ${(arrivals[0] - start).toFixed(0)} ms${rate}`;
+}
+
+function showResult(result) {
+  if (result.ttftMs === null) { $("chat-speed").textContent = "the model wrote nothing"; return; }
+  $("chat-speed").textContent = `${result.tokens} tokens · first after ${result.ttftMs.toFixed(0)} ms · ` +
+    `${result.decodeTps ? result.decodeTps.toFixed(1) : "?"} tokens/s while decoding (${lab.chatModel.backend})`;
+}
+
+lab.chat = async (prompt, options = {}) => {
+  const result = await generate(lab.chatModel.wllama, [{ role: "user", content: prompt }], options,
+    (text, arrivals, start) => { $("chat-answer").textContent = text; showProgress(text, arrivals, start); });
+  showResult(result);
+  return result;
+};
+
+// The sources come first in the reply, as numbers: the grammar llama.cpp builds from this schema lets the
+// model write nothing else, so every answer cites something it was given.
+function citedSchema(k) {
+  return { type: "object", required: ["sources", "answer"], properties: {
+    sources: { type: "array", minItems: 1, maxItems: k, items: { type: "integer", minimum: 1, maximum: k } },
+    answer: { type: "string", maxLength: 600 } } };
+}
+
+function groundedMessages(question, hits, contextChars) {
+  const sources = hits.map((h, i) => `[${i + 1}] ${h.path}${h.heading ? " > " + h.heading : ""}\n` +
+    h.text.slice(0, contextChars)).join("\n\n");
+  return [
+    { role: "system", content: "You answer questions about llama.cpp from the numbered sources only. Reply in " +
+      "JSON: first the numbers of the sources you use, then a short answer." },
+    { role: "user", content: `Sources:\n\n${sources}\n\nQuestion: ${question}` },
+  ];
+}
+
+// What the reply holds so far: the sources array, and the answer string even while it is still open.
+function partialReply(text) {
+  const sources = (text.match(/"sources"\s*:\s*\[([\d,\s]*)\]/)?.[1] ?? "").split(",").map(Number).filter(Boolean);
+  const open = text.match(/"answer"\s*:\s*"((?:[^"\\]|\\.)*)/);
+  let answer = "";
+  if (open) {
+    for (let body = open[1]; body && !answer; body = body.slice(0, -1)) {
+      try { answer = JSON.parse(`"${body}"`); } catch { /* cut inside an escape: drop a character */ }
+    }
+  }
+  return { sources, answer };
+}
+
+lab.ask = async (question, { k = 3, contextChars = 1200, maxTokens = 200 } = {}) => {
+  const { hits, ms: searchMs } = await lab.search(question, k);
+  show({ ms: searchMs, hits });
+  const result = await generate(lab.chatModel.wllama, groundedMessages(question, hits, contextChars),
+    { max_tokens: maxTokens, response_format: { type: "json_schema", json_schema: { name: "cited_answer",
+      schema: citedSchema(k) } } },
+    (text, arrivals, start) => { $("chat-answer").textContent = partialReply(text).answer;
+      showProgress(text, arrivals, start); });
+  showResult(result);
+  const { sources, answer } = partialReply(result.text);
+  const cited = [...new Set(sources)].filter((n) => n >= 1 && n <= hits.length).map((n) => ({ n, ...hits[n - 1] }));
+  $("chat-sources").replaceChildren(...cited.map((c) => {
+    const li = document.createElement("li");
+    li.textContent = `[${c.n}] ${c.path}${c.heading ? " > " + c.heading : ""}`;
+    return li;
+  }));
+  $("chat-answer").textContent = answer;
+  return { ...result, answer, cited, hits, searchMs };
+};
+
+// The whole page's memory (its workers included), where the browser measures it (cross-origin isolated pages).
+lab.memory = async () => {
+  if (!performance.measureUserAgentSpecificMemory) return null;
+  const timeout = new Promise((resolve) => setTimeout(() => resolve(null), 20000));
+  const measured = await Promise.race([performance.measureUserAgentSpecificMemory(), timeout]);
+  return measured ? measured.bytes : null;
+};
+
+$("chat-load").addEventListener("click", () => lab.loadChat());
+$("chat-send").addEventListener("click", () => lab.chat($("chat-prompt").value));
+$("chat-ask").addEventListener("click", () => lab.ask($("chat-prompt").value));
