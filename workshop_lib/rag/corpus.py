@@ -110,25 +110,34 @@ def word_pieces(texts: list) -> list:
     return [len(e.ids) for e in encoder_tokenizer().encode_batch(list(texts), add_special_tokens=False)]
 
 
-def token_units(text: str, budget: int) -> list:
-    """``[(piece, word pieces)]``: the text's lines, a line longer than ``budget`` cut into runs of words
-    (and a word longer than that into characters), so every unit fits. BERT's tokenizer splits at white
-    space first, so counts add up when units are joined again by a space or a line end."""
+def token_units(text: str, run: int) -> list:
+    """``[(joiner, piece, word pieces)]``: the text's lines, each line longer than ``run`` word pieces cut
+    into runs of words (a word longer than that into characters), so chunks can end and overlap inside a
+    long line. BERT's tokenizer splits at white space first, so the counts of joined pieces add up."""
     units, lines = [], text.split("\n")
     for line, n in zip(lines, word_pieces(lines)):
-        if n <= budget:
-            units.append((line, n))
+        if n <= run:
+            units.append(("\n", line, n))
             continue
-        words = [w[i:i + budget] for w in line.split(" ") for i in range(0, max(len(w), 1), budget)]
-        run, used = [], 0
-        for word, m in zip(words, word_pieces(words)):
-            if run and used + m > budget:
-                units.append((" ".join(run), used))
-                run, used = [], 0
-            run.append(word)
+        joiner, piece, used = "\n", [], 0
+        for word, m in _fitting_words(line.split(" "), run):
+            if piece and used + m > run:
+                units.append((joiner, " ".join(piece), used))
+                joiner, piece, used = " ", [], 0
+            piece.append(word)
             used += m
-        units.append((" ".join(run), used))
+        units.append((joiner, " ".join(piece), used))
     return units
+
+
+def _fitting_words(words: list, run: int) -> list:
+    """``[(word, word pieces)]``, a word of more than ``run`` word pieces cut into pieces of ``run``
+    characters (each has at most ``run`` word pieces: a word piece covers at least one character)."""
+    fitted = []
+    for word, n in zip(words, word_pieces(words)):
+        parts = [word[i:i + run] for i in range(0, len(word), run)] if n > run else [word]
+        fitted += zip(parts, word_pieces(parts)) if n > run else [(word, n)]
+    return fitted
 
 
 def pack_units(units: list, budget: int, overlap: int) -> list:
@@ -137,17 +146,17 @@ def pack_units(units: list, budget: int, overlap: int) -> list:
     pieces, start = [], 0
     while start < len(units):
         end, used = start, 0
-        while end < len(units) and used + units[end][1] <= budget:
-            used += units[end][1]
+        while end < len(units) and used + units[end][2] <= budget:
+            used += units[end][2]
             end += 1
         end = max(end, start + 1)
-        pieces.append("\n".join(u for u, _ in units[start:end]).strip())
+        pieces.append("".join(j + p for j, p, _ in units[start:end]).strip())
         if end >= len(units):
             break
         back, carried = end, 0
-        while back - 1 > start and carried + units[back - 1][1] <= overlap:
+        while back - 1 > start and carried + units[back - 1][2] <= overlap:
             back -= 1
-            carried += units[back][1]
+            carried += units[back][2]
         start = back
     return [p for p in pieces if p]
 
@@ -160,7 +169,7 @@ def chunk_for_encoder(docs: dict, window: int = ENCODER_WINDOW, overlap: int = O
         numbered = []
         for heading, body in sections(text):
             budget = max(window - SPECIAL_TOKENS - word_pieces([heading + "\n"])[0], 32)
-            for piece in pack_units(token_units(body, budget), budget, overlap):
+            for piece in pack_units(token_units(body, max(overlap // 2, 8)), budget, overlap):
                 numbered.append(Chunk(f"{path}#{len(numbered)}", path, heading, piece))
         chunks += numbered
     return chunks

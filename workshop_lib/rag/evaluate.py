@@ -1,4 +1,5 @@
 """Scoring retrieval and answers against data/rag/questions.json (taught in 04_rag)."""
+import itertools
 import json
 import re
 import time
@@ -140,6 +141,9 @@ STAGES = {  # each refuses when the cosine gate or the model itself does, and wh
 }
 
 
+PIPELINE = "+ verdict + terms"  # the stage refusal.grounded_answer uses (USE_VERDICT, USE_TERMS)
+
+
 def refusals(rows, threshold: float, stage: str) -> list:
     """For each row, whether the pipeline with ``stage`` (a key of ``STAGES``) refuses."""
     return [row["best"] < threshold or row["model_refused"] or STAGES[stage](row) for row in rows]
@@ -176,6 +180,14 @@ def load_rows(path) -> list:
     return rows
 
 
+def interleave_kinds(items: list) -> list:
+    """The items taking turns by kind (answerable, in-domain, off-topic), so a run cut short covers each."""
+    groups = {}
+    for item in items:
+        groups.setdefault("answerable" if item["answerable"] else "in-domain" in item["kind"], []).append(item)
+    return [item for turn in itertools.zip_longest(*groups.values()) for item in turn if item]
+
+
 def full_run(out, models: list, sets=("questions", "heldout"), splits=("test", "held-out"), k: int = 5) -> None:
     """Answer every question of ``sets`` in ``splits`` with each model, one JSON line per (question, model)
     appended to ``out``; rows already there are kept, so an interrupted run resumes. Each question goes to
@@ -183,8 +195,8 @@ def full_run(out, models: list, sets=("questions", "heldout"), splits=("test", "
     from tqdm.auto import tqdm
     from ..runtime.endpoint import connect
     lab = connect(verbose=False)
-    items = [i for name in sets for i in load_questions(QUESTIONS if name == "questions" else HELDOUT)
-             if i.get("split") in splits]
+    items = interleave_kinds([i for name in sets for i in load_questions(QUESTIONS if name == "questions" else HELDOUT)
+                              if i.get("split") in splits])
     done = {(r["id"], r["model"]) for r in load_rows(out)} if Path(out).exists() else set()
     models = [lab.model(m) if m in ("slm", "llm") else m for m in models]
     for item in tqdm(items, desc="full run"):
