@@ -264,3 +264,12 @@ def test_the_held_out_set_is_valid_and_apart_from_the_lesson_set():
         assert evaluate.contains_all(text, item["must_contain"]), item["id"]
         for s in item["support"]:
             assert any(s["heading"] in h for h, _ in corpus.sections(docs[s["path"]])), (item["id"], s["heading"])
+
+
+def test_a_capped_threshold_keeps_false_refusals_under_the_cap():
+    scores = [0.9, 0.8, 0.7, 0.6, 0.75, 0.65, 0.3]  # four answerable, three unanswerable
+    answerable = [True, True, True, True, False, False, False]
+    balanced = evaluate.tune_threshold(scores, answerable)
+    capped = evaluate.tune_threshold(scores, answerable, max_false_refusal=0.25)
+    assert sum(s < capped for s, a in zip(scores, answerable) if a) <= 1
+    assert capped <= balanced and capped == 0.7

@@ -80,13 +80,21 @@ def score_answer(result, item) -> dict:
             "refusal_right": result["refused"] != item["answerable"], "cited": len(good), "cited_right": sum(good)}
 
 
-def tune_threshold(best_scores: list, answerable: list) -> float:
-    """The cosine cut that best separates answerable from unanswerable questions (balanced accuracy)."""
+def tune_threshold(best_scores: list, answerable: list, max_false_refusal: float = None) -> float:
+    """The cosine cut that best separates answerable from unanswerable questions (balanced accuracy), or,
+    with ``max_false_refusal``, the highest cut that refuses at most that share of answerable questions
+    (the issue's goal is 15 %): balanced accuracy alone may refuse half the answerable ones."""
     def balanced(t):
         keep = [s >= t for s, a in zip(best_scores, answerable) if a]
         drop = [s < t for s, a in zip(best_scores, answerable) if not a]
         return (sum(keep) / max(len(keep), 1) + sum(drop) / max(len(drop), 1)) / 2
+
+    def false_refusals(t):
+        refused = [s < t for s, a in zip(best_scores, answerable) if a]
+        return sum(refused) / max(len(refused), 1)
     candidates = sorted({round(s, 3) for s in best_scores})
+    if max_false_refusal is not None:
+        return max(t for t in candidates + [-1.0] if false_refusals(t) <= max_false_refusal)
     return max(candidates, key=lambda t: (balanced(t), -t))
 
 
