@@ -73,8 +73,8 @@ def unsupported_terms(text: str, hits) -> list:
     return [t for t in answer_terms(text) if t.lower() not in sources]
 
 
-# The stage the lesson's pipeline uses, after the cosine gate: chosen on the test half of
-# data/rag/questions.json in a full run (docs/instructor.md, lesson 04) and checked on data/rag/heldout.json.
+# The stages the lesson's pipeline uses after the cosine gate: both, since each can only add refusals. No full
+# run has yet compared them (evaluate.full_run does, on the test half and data/rag/heldout.json).
 USE_VERDICT = True
 USE_TERMS = True
 
