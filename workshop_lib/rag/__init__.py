@@ -4,12 +4,13 @@
 disk; ``search``: the three retrievers (``retrieve``); ``answer``: grounded prompts, refusals, cited answers;
 ``evaluate``: the question set and its scores.
 """
-from .answer import NOT_FOUND, THRESHOLD, answer, citations, grounded_messages, is_refusal, is_relevant
+from .answer import (NOT_FOUND, THRESHOLD, CitedAnswer, answer, cited_answer, citations, grounded_messages,
+                     is_refusal, is_relevant)
 from .corpus import Chunk, chunk_documents, chunk_markdown, default_chunks, load_documents
 from .evaluate import load_questions
 from .index import Index, build_index, default_index
 from .search import METHODS, fuse, retrieve
 
 __all__ = ["Chunk", "chunk_documents", "chunk_markdown", "default_chunks", "load_documents", "Index",
-           "build_index", "default_index", "METHODS", "fuse", "retrieve", "NOT_FOUND", "THRESHOLD", "answer",
+           "build_index", "default_index", "METHODS", "fuse", "retrieve", "NOT_FOUND", "THRESHOLD", "answer", "CitedAnswer", "cited_answer",
            "citations", "grounded_messages", "is_refusal", "is_relevant", "load_questions"]
