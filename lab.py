@@ -315,10 +315,13 @@ def main(argv=None) -> int:
         return serve_while(embedded, venv_python(), "-m", "jupyter", "lab", "--ip=127.0.0.1",
                            f"--notebook-dir={ROOT / 'notebooks'}", *as_root)
     env = {**os.environ, "WORKSHOP_SMOKE": os.environ.get("WORKSHOP_SMOKE", "1")}
+    # first pass: every exercise cell runs its reference solution, which must pass its checker
+    solved = {**env, "WORKSHOP_SOLUTIONS": "1", "WORKSHOP_EXPECT": "solved"}
     code = serve_while(embedded, venv_python(), "-m", "pytest", "tests", "notebooks", "--nbmake",
-                       "--nbmake-timeout=900", "-v", *pytest_args, env=env)
-    if code == 0 and embedded and not pytest_args:  # the full suite: the notebooks on a second server too
-        code = second_server_pass(env)
+                       "--nbmake-timeout=900", "-v", *pytest_args, env=solved)
+    if code == 0 and embedded and not pytest_args:  # the full suite: the notebooks on a second server too,
+        # unanswered, as Run All by a learner who has not written anything yet: every exercise must wait
+        code = second_server_pass({**env, "WORKSHOP_EXPECT": "unanswered"})
     if os.environ.get("CI") and not pytest_args:
         code = light_leg() or code
     say(f"done (exit {code})")

@@ -111,6 +111,14 @@ def _test_cache(request, monkeypatch, tmp_path_factory, _module_cache):
     return cache
 
 
+@pytest.fixture(autouse=True)
+def _no_exercise_expectations(monkeypatch):
+    """The test command's notebook pass sets these for the kernels; a test that calls a checker with a
+    wrong answer on purpose must see a learner's setting, not a failing solved pass."""
+    for name in ("WORKSHOP_EXPECT", "WORKSHOP_SOLUTIONS"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def fake_model(tmp_path, monkeypatch):
     """A registry with one tiny model whose two parts live in a throwaway package on sys.path."""

@@ -87,6 +87,17 @@ def test_ci_light_leg_counts_in_the_exit_code(lab, monkeypatch):
     assert lab.main(["test"]) == 0
 
 
+def test_first_pass_runs_the_solutions_and_second_pass_runs_notebooks_unanswered(lab, monkeypatch):
+    seen = {}
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setattr(lab, "setup", lambda *a: None)
+    monkeypatch.setattr(lab, "serve_while", lambda *a, env=None: seen.setdefault("first", env) and 0)
+    monkeypatch.setattr(lab, "second_server_pass", lambda env: seen.setdefault("second", env) and 0)
+    assert lab.main(["test"]) == 0
+    assert seen["first"]["WORKSHOP_SOLUTIONS"] == "1" and seen["first"]["WORKSHOP_EXPECT"] == "solved"
+    assert "WORKSHOP_SOLUTIONS" not in seen["second"] and seen["second"]["WORKSHOP_EXPECT"] == "unanswered"
+
+
 def test_light_leg_picks_another_python_and_only_unit_tests(lab, monkeypatch, tmp_path):
     calls = []
     other = (3, 12) if sys.version_info[:2] != (3, 12) else (3, 11)
