@@ -53,8 +53,10 @@ async def on_message(message: cl.Message):
     started, model = time.perf_counter(), cl.user_session.get("model")
     hits = await asyncio.to_thread(rag.retrieve, question, k=TOP_K)
     reply = cl.Message(content="".join(f"*{note}*\n\n" for note in notes))
+    lines = [source_label(n, chunk, score) for n, (chunk, score) in enumerate(hits, start=1)]
     if not rag.is_relevant(hits):  # nothing close enough: refuse without asking the model
         await reply.stream_token(app.not_found(hits, "no passage is close enough to the question"))
+        await reply.stream_token(app.footer(lines, {"refused": True}, None, time.perf_counter() - started))
         await reply.send()
         return
     answer = rag.CitedAnswer(lab.client, model, question, hits, style=capabilities.structured_style(lab))
@@ -69,8 +71,7 @@ async def on_message(message: cl.Message):
         return
     result = answer.result()
     if result["refused"]:
-        await reply.stream_token(app.not_found(hits, "the model found no answer in the passages"))
-    lines = [source_label(n, chunk, score) for n, (chunk, score) in enumerate(hits, start=1)]
+        await reply.stream_token(app.not_found(hits, "the model found no answer in the passages", answer.shown))
     await reply.stream_token(app.footer(lines, result, model, time.perf_counter() - started))
     reply.elements = [cl.Text(name=f"[{n}]", content=app.passage(chunk), display="side")
                       for n, (chunk, _score) in enumerate(hits, start=1)]

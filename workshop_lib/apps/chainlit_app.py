@@ -32,14 +32,12 @@ from ..runtime.server import HOST, choose_app_port
 NAME = "chainlit"  # the process record's name (cache_dir()/procs/chainlit.json)
 SCRIPT = REPO_ROOT / "notebooks" / "apps" / "rag_chat.py"  # the learner's app file
 MAX_QUESTION_CHARS = 2000  # a pasted log or book would crowd the sources out of a small model's context
-TOP_K = 5
-MAX_TOKENS = 512
 WELCOME = """# Ask the llama.cpp documentation
 
 Answers come from the model you pick in the settings (gear icon), grounded in passages retrieved from
 the Markdown documentation of llama.cpp (MIT licence) that the workshop's setup downloaded.
-Each answer cites its sources as [1], [2], ...: click one to read the passage it came from.
-When nothing relevant is retrieved, the app says so instead of guessing.
+Each answer lists the sources it cites as [1], [2], ...: click one to read the passage it came from.
+When the documentation does not answer the question, the app says **Not in the docs** instead of guessing.
 """
 
 
@@ -77,21 +75,9 @@ def source_label(chunk) -> str:
     return f"{chunk.path} › {chunk.heading}" if chunk.heading else str(chunk.path)
 
 
-def sources(hits) -> list:
-    """``(name, label, body)`` per retrieved chunk, numbered as the grounded prompt numbers them:
-    the name ``[n]`` is what the answer cites, so Chainlit turns each citation into a link."""
-    return [(f"[{n}]", source_label(chunk), passage(chunk)) for n, (chunk, _score) in enumerate(hits, start=1)]
-
-
 def passage(chunk) -> str:
     """What the side panel shows when a source is clicked: where it comes from, then its text."""
     return f"**{source_label(chunk)}**\n\n{chunk.text}"
-
-
-def sources_footer(hits, model: str, seconds: float) -> str:
-    """The line under an answer: every source with its number, then the model and the time taken."""
-    listed = "\n".join(f"- {name} {label}" for name, label, _ in sources(hits))
-    return f"\n\n**Sources**\n{listed}\n\n*{model} · {seconds:.1f} s*"
 
 
 NOT_IN_DOCS = "**Not in the docs.**"
@@ -99,17 +85,18 @@ HOW_CITED = {True: "cited by constrained JSON", False: "cited on a Sources line"
 
 
 def not_found(hits, why: str, said: str = "") -> str:
-    """The refusal: a clear badge, the sentence (unless the model already ``said`` it), why, and the
-    closest passage's similarity (what the threshold compares)."""
+    """The refusal: a clear badge, the sentence (unless the model already ``said`` it, streamed above),
+    why, and the closest passage's similarity (what the threshold compares)."""
     best = max((score for _chunk, score in hits), default=None)
     closest = f"; the closest passage scored {best:.2f}" if best is not None else ""
     sentence = "" if "could not find this" in said.lower() else f" {NOT_FOUND}"
-    return f"{'' if not said else chr(10) * 2}{NOT_IN_DOCS}{sentence} *({why}{closest})*"
+    return ("\n\n" if said else "") + f"{NOT_IN_DOCS}{sentence} *({why}{closest})*"
 
 
-def footer(lines: list, result: dict, model: str, seconds: float) -> str:
-    """Under an answer: the sources it cites, the others retrieved, then which model answered, how
-    long it took, and how the citations were obtained. ``lines[n - 1]`` describes source ``n``."""
+def footer(lines: list, result: dict, model, seconds: float) -> str:
+    """Under an answer: the sources it cites, the others retrieved, then which model answered (None:
+    refused before asking one), how long it took, and how the citations were obtained. ``lines[n - 1]``
+    describes source ``n``."""
     cited = result.get("citations") or []
     parts = []
     if cited:
@@ -118,8 +105,11 @@ def footer(lines: list, result: dict, model: str, seconds: float) -> str:
     if others:
         title = "Passages searched" if result.get("refused") else "Also retrieved (not cited)"
         parts.append(f"**{title}**\n" + "\n".join(f"- {line}" for line in others))
-    how = HOW_CITED[bool(result.get("structured"))]
-    return "\n\n" + "\n\n".join(parts) + f"\n\n*{model} · {seconds:.1f} s · {how}*"
+    if model is None:
+        who, how = "no model asked", "refused by the similarity threshold"
+    else:
+        who, how = model, HOW_CITED[bool(result.get("structured"))]
+    return "\n\n" + "\n\n".join(parts) + f"\n\n*{who} · {seconds:.1f} s · {how}*"
 
 
 def down_message(error: Exception) -> str:

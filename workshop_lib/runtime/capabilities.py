@@ -143,7 +143,7 @@ def _structured_style(root: str, model: str, api_key) -> str:
     for style in STRUCTURED_STYLES:
         reply = _post(f"{root}/v1/chat/completions", {
             "model": model, "messages": PROBE_MESSAGES, "max_tokens": 24, "temperature": 0,
-            "response_format": response_format(style, PROBE_SCHEMA)}, api_key, timeout=60)
+            "response_format": response_format(style, PROBE_SCHEMA)}, api_key, timeout=180)
         if _follows_probe_schema(reply):
             return style
     return ""
