@@ -60,7 +60,8 @@ async def on_message(message: cl.Message):
         await reply.stream_token(app.footer(lines, {"refused": True}, None, time.perf_counter() - started))
         await reply.send()
         return
-    answer = rag.CitedAnswer(lab.client, model, question, hits, style=capabilities.structured_style(lab))
+    style = await asyncio.to_thread(capabilities.structured_style, lab)  # asks the server once, then cached
+    answer = rag.CitedAnswer(lab.client, model, question, hits, style=style)
     try:
         with clients.closing(answer):  # a closed tab cancels this task: the server stops generating too
             async for piece in app.in_thread(answer):
