@@ -52,8 +52,10 @@ async def on_message(message: cl.Message):
     if lab is None:
         return
     started, model = time.perf_counter(), cl.user_session.get("model")
+    reply = cl.Message(content="")
+    for note in notes:  # shown at once: the answer may take a while
+        await reply.stream_token(f"*{note}*\n\n")
     hits = await asyncio.to_thread(rag.retrieve, question, k=TOP_K)
-    reply = cl.Message(content="".join(f"*{note}*\n\n" for note in notes))
     lines = [source_label(n, chunk, score) for n, (chunk, score) in enumerate(hits, start=1)]
     if not rag.is_relevant(hits):  # nothing close enough: refuse without asking the model
         await reply.stream_token(app.not_found(hits, "no passage is close enough to the question"))
