@@ -70,3 +70,49 @@ def test_supports_says_in_one_sentence_what_is_skipped(capsys):
                     "http://127.0.0.1:9/v1) does not offer.\n")
     with pytest.raises(WorkshopError, match="streamed_usage"):
         lab.supports("timing")
+
+
+# ---------------------------------------------------------------- structured output, no server
+
+def test_each_structured_style_spells_the_schema_its_servers_way():
+    schema = {"type": "object"}
+    assert capabilities.response_format("json_schema", schema, "r") == {
+        "type": "json_schema", "json_schema": {"name": "r", "schema": schema}}  # llama.cpp, OpenAI
+    assert capabilities.response_format("json_schema_text", schema) == {
+        "type": "json_schema", "json_schema": '{"type": "object"}'}  # Foundry Local: the schema as a string
+    assert capabilities.response_format("json_object", schema) == {"type": "json_object", "schema": schema}
+    assert capabilities.response_format("", schema) is None
+    with pytest.raises(ValueError):
+        capabilities.response_format("grammar", schema)
+
+
+def replying(contents: dict):
+    """A stand-in for ``_post``: each style's request answers ``contents[style]`` (missing: an error)."""
+    asked = []
+
+    def post(url, body, api_key, timeout=30):
+        style = next(s for s in capabilities.STRUCTURED_STYLES
+                     if body["response_format"] == capabilities.response_format(s, capabilities.PROBE_SCHEMA))
+        asked.append(style)
+        if style not in contents:
+            return {}  # what _post returns for a 4xx
+        return {"choices": [{"message": {"content": contents[style]}}]}
+    return post, asked
+
+
+def test_the_probe_takes_the_first_style_whose_reply_follows_the_schema(monkeypatch):
+    post, asked = replying({"json_schema": "Ready!", "json_object": '{"probe": "constrained-7f3a"}'})
+    monkeypatch.setattr(capabilities, "_post", post)
+    assert capabilities._structured_style("http://x", "m", None) == "json_object"
+    assert asked == ["json_schema", "json_schema_text", "json_object"]  # accepting and ignoring is not support
+
+
+def test_a_server_that_follows_no_schema_has_no_structured_output(monkeypatch):
+    post, _ = replying({"json_schema": '{"probe": "something else"}', "json_object": "{"})
+    monkeypatch.setattr(capabilities, "_post", post)
+    assert capabilities._structured_style("http://x", "m", None) == ""
+
+
+@needs_server
+def test_the_embedded_llama_server_constrains_to_a_nested_json_schema(lab):
+    assert capabilities.structured_style(lab) == "json_schema"

@@ -4,10 +4,10 @@ The browser tests start the app against the real endpoint (``wl.connect()``) and
 module, drive it with Debian's chromium, and keep a screenshot in results/screenshots/.
 """
 import importlib.util
-import json
 import re
 import socket
 import time
+import urllib.parse
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -18,7 +18,7 @@ from conftest import connect_or_skip
 
 from workshop_lib.apps import chainlit_app as app
 from workshop_lib.config import DATA_DIR
-from workshop_lib.errors import EndpointError, PortInUseError
+from workshop_lib.errors import EndpointError, PortInUseError, WorkshopError
 from workshop_lib.runtime import process
 
 FALLBACK_QUESTION = "Which llama-server option sets the number of parallel slots?"
@@ -61,15 +61,48 @@ def test_attachments_are_named_and_ignored():
     assert "photo.png" in note and "a file" in note and "not read" in note
 
 
-def test_sources_are_numbered_like_the_prompt_and_name_file_and_heading():
-    listed = app.sources(HITS)
-    assert [name for name, _, _ in listed] == ["[1]", "[2]"]
-    assert listed[0][1] == "tools/server/README.md › Usage > -np, --parallel"
-    assert listed[1][1] == "docs/build.md"  # no heading: the path alone
-    assert "number of server slots" in listed[0][2]
-    footer = app.sources_footer(HITS, "qwen2.5-coder-0.5b", 1.234)
-    assert "- [1] tools/server/README.md" in footer and "- [2] docs/build.md" in footer
-    assert "qwen2.5-coder-0.5b · 1.2 s" in footer
+def test_attachments_are_noted_by_clean_question():
+    question, notes = app.clean_question("What is -np?", [SimpleNamespace(name="photo.png")])
+    assert question == "What is -np?" and len(notes) == 1 and "photo.png" in notes[0]
+
+
+LINES = ["[1] tools/server/README.md › Usage > -np, --parallel", "[2] docs/build.md › "]
+
+
+def test_footer_lists_cited_sources_first_then_the_model_time_and_how_cited():
+    text = app.footer(LINES, {"citations": [2], "refused": False, "structured": True}, "qwen2.5-coder-0.5b", 1.234)
+    cited, rest = text.split("**Also retrieved (not cited)**")
+    assert "**Sources cited**\n- [2] docs/build.md" in cited and "[1] tools/server" in rest
+    assert text.rstrip().endswith("*qwen2.5-coder-0.5b · 1.2 s · cited by constrained JSON*")
+    plain = app.footer(LINES, {"citations": [], "refused": False, "structured": False}, "m", 2.0)
+    assert "Sources cited" not in plain and "cited on a Sources line" in plain  # no citation: none claimed
+
+
+def test_refusals_say_not_in_the_docs_why_and_the_closest_score():
+    said = app.not_found(HITS, "no passage is close enough to the question")
+    assert said.startswith(app.NOT_IN_DOCS) and "I could not find this" in said and "scored 0.90" in said
+    # the model already wrote the sentence (plain-text replies): only the badge and the reason follow it
+    after = app.not_found(HITS, "the model found no answer", said="I could not find this in the llama.cpp docs.")
+    assert after.startswith("\n\n" + app.NOT_IN_DOCS) and "I could not find this" not in after
+    gate = app.footer(LINES, {"refused": True}, None, 0.2)
+    assert "**Passages searched**" in gate and "no model asked · 0.2 s · refused by the similarity threshold" in gate
+
+
+def test_passage_names_its_file_and_heading():
+    assert app.passage(HITS[0][0]).startswith("**tools/server/README.md › Usage > -np, --parallel**\n\n`-np N`")
+    assert app.source_label(HITS[1][0]) == "docs/build.md"  # no heading: the path alone
+
+
+def test_the_command_is_chainlit_run_on_the_learners_file_bound_to_loopback():
+    command = app.command(8123)
+    assert command[-7:] == ["run", str(app.SCRIPT), "--host", "127.0.0.1", "--port", "8123", "--headless"]
+    assert app.SCRIPT.name == "rag_chat.py" and app.SCRIPT.is_file()
+
+
+def test_a_missing_app_file_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(app, "_require_chainlit", lambda: None)
+    with pytest.raises(WorkshopError, match="no app file"):
+        app.start(SimpleNamespace(base_url="http://127.0.0.1:9/v1"), script=tmp_path / "nope.py")
 
 
 def test_down_message_says_what_happened_and_what_to_do():
@@ -127,17 +160,27 @@ def test_a_down_endpoint_is_a_clear_error_before_anything_starts():
 
 # ---------------------------------------------------------------- the app in a real browser
 
-def rag_question() -> str:
-    """The first answerable question of lesson 04's evaluation set (else a known one)."""
-    path = DATA_DIR / "rag" / "questions.json"
-    if not path.exists():
-        return FALLBACK_QUESTION
-    data = json.loads(path.read_text(encoding="utf-8"))
-    items = data.get("questions", data) if isinstance(data, dict) else data
-    for item in items:
-        if item.get("answerable", True) and (item.get("sources") or item.get("support") or item.get("files")):
-            return item["question"]
-    return FALLBACK_QUESTION
+def rag_item() -> dict:
+    """The first answerable question of lesson 04's set whose retrieved passages hold a supporting one:
+    this tests that the app shows and links a supporting citation, not how well retrieval ranks."""
+    from workshop_lib import rag
+    from workshop_lib.rag import evaluate
+    for item in (i for i in evaluate.load_questions() if i["answerable"]):
+        if any(evaluate.supports(chunk, item) for chunk, _ in rag.retrieve(item["question"], k=5)):
+            return item
+    pytest.fail("no answerable question retrieves a supporting passage")
+
+
+# In the llama.cpp domain, and not answered by its docs (checked by reading them: no e-mail, no tray icon).
+UNANSWERABLE = "Which llama-server option makes it send me an e-mail when a slot finishes a request?"
+DONE = " s · "  # the footer's last line, "<model> · 3.2 s · <how cited>": the answer has finished
+REFERENCE_APP = DATA_DIR.parent / "notebooks" / "solutions" / "04-app-scores" / "rag_chat.py"
+
+
+def cited_numbers(text: str) -> list:
+    """The source numbers listed under "Sources cited" in an answer's text."""
+    section = text.split("Sources cited", 1)[1].split("Also retrieved", 1)[0] if "Sources cited" in text else ""
+    return [int(n) for n in re.findall(r"^\W*\[(\d+)\]", section, re.M)]
 
 
 @pytest.fixture(scope="module")
@@ -168,10 +211,10 @@ def app_url(lab, rag):
 
 def open_chat(page, url):
     page.goto(url)
-    page.wait_for_selector("#chat-settings-open-modal", timeout=60_000)  # on_chat_start has run
+    page.wait_for_selector("#chat-settings-open-modal", timeout=120_000)  # on_chat_start has run
 
 
-def ask(page, text, done, timeout_s: float = 240):
+def ask(page, text, done, timeout_s: float = 900):  # minutes: a loaded 2-core machine decodes slowly
     """Send ``text`` and wait until a new assistant message contains ``done`` (a string, or a list of
     which any will do); return that message."""
     before = page.locator(ANSWER).count()
@@ -186,29 +229,62 @@ def ask(page, text, done, timeout_s: float = 240):
 
 @pytest.mark.server  # the real endpoint (lab), the app, and chromium
 @pytest.mark.browser
-def test_browser_answer_streams_with_clickable_sources(app_url, lab, rag):
-    question = rag_question()
+def test_browser_answer_streams_with_a_supporting_clickable_citation(app_url, lab, rag):
+    from workshop_lib.rag import evaluate
+    item = rag_item()
     with chromium_page() as page:
         open_chat(page, app_url)
         started = time.perf_counter()
-        answer = ask(page, question, done="Sources")
+        answer = ask(page, item["question"], done=DONE, timeout_s=900)
         latency = time.perf_counter() - started
         text = answer.inner_text()
-        body = text.split("Sources")[0]
-        print(f"\nQ: {question}\nanswer after {latency:.1f} s:\n{text}")
-        assert body.strip(), "the answer streamed no text"
-        # A 0.5B model cites in its own words only now and then (lesson 04 measures how often); the
-        # answer always carries its numbered sources, which must be links to the passages.
-        print("the model's text cites a source itself:", bool(re.search(r"\[\d\]", body)))
-        assert lab.models.get("slm") in text or any(m in text for m in lab.available)  # the model is named
-        links = answer.locator("a.element-link")
-        assert links.count() >= app.TOP_K // 2  # the listed sources (and any citation in the text) are links
-        first_source = app.sources(rag.retrieve(question, k=app.TOP_K))[0][1]
-        answer.locator("li a.element-link").first.click()  # opens the passage beside the chat
+        print(f"\nQ: {item['question']}\nanswer after {latency:.1f} s:\n{text}")
+        assert "Not in the docs" not in text and text.split("Sources cited")[0].strip(), "no answer streamed"
+        assert "{" not in text.split("Sources cited")[0]  # the answer's text, never the raw JSON
+        assert re.search(rf"{re.escape(lab.slm)} · \d+\.\d s · cited", text)  # which model, how long
+        hits = rag.retrieve(item["question"], k=5)
+        cited = cited_numbers(text)
+        assert cited, "the answer lists no cited source"
+        assert any(evaluate.supports(hits[n - 1][0], item) for n in cited), (cited, item["support"])
+        first = answer.locator("li a.element-link").first
+        assert first.inner_text() == f"[{cited[0]}]"
+        first.click()  # opens the cited passage beside the chat: its file and heading first
         panel = page.locator("#side-view-content:visible")
         panel.first.wait_for(timeout=10_000)
-        assert first_source in panel.first.inner_text()
+        assert app.source_label(hits[cited[0] - 1][0]) in panel.first.inner_text()
         save_screenshot(page, "chainlit_rag_answer")
+
+
+@pytest.mark.server  # the real endpoint (lab), the app, and chromium
+@pytest.mark.browser
+@pytest.mark.xfail(strict=False, reason="measured 2026-12-02 with qwen2.5-coder-0.5b: the passages score 0.65 (above "
+                   "the threshold) and the model's structured verdict says answerable, inventing --slot-save-path; "
+                   "a second refusal stage (issue 20.3) must catch it")
+def test_browser_in_domain_question_the_docs_do_not_answer_is_refused(app_url):
+    with chromium_page() as page:
+        open_chat(page, app_url)
+        answer = ask(page, UNANSWERABLE, done=DONE, timeout_s=900)
+        text = answer.inner_text()
+        print(f"\nQ: {UNANSWERABLE}\n{text}")
+        assert "Not in the docs." in text and "Passages searched" in text and "Sources cited" not in text
+        save_screenshot(page, "chainlit_rag_refusal")
+
+
+@pytest.mark.server  # the real endpoint (lab), the app, and chromium
+@pytest.mark.browser
+def test_browser_reference_exercise_change_shows_each_sources_score(app_url, lab):
+    """04-app-scores: the reference solution's app file, started as a learner would restart theirs."""
+    url = app.start(lab, script=REFERENCE_APP)
+    try:
+        with chromium_page() as page:
+            open_chat(page, url)
+            text = ask(page, rag_item()["question"], done=DONE, timeout_s=900).inner_text()
+            print(f"\n{text}")
+            scores = re.findall(r"^\W*\[\d\] .+ \(similarity (0\.\d\d)\)$", text, re.M)
+            assert len(scores) == 5, text
+            save_screenshot(page, "chainlit_exercise_scores")
+    finally:  # back to the lesson's app, on its port, for the tests after this one
+        assert app.start(lab, port=urllib.parse.urlparse(app_url).port) == app_url
 
 
 @pytest.mark.server  # the real endpoint (lab), the app, and chromium
@@ -238,11 +314,11 @@ def test_browser_empty_huge_and_file_input_do_not_crash(app_url, rag, tmp_path):
         reply = ask(page, "", done="Type a question", timeout_s=30)  # a file and no text
         assert "not read (notes.bin)" in reply.inner_text()
         huge = "How do I set the number of parallel slots in llama-server? " + "x" * 20_000
-        finished = ["Sources", rag.NOT_FOUND[:40]]  # answered, or refused as not in the documents
+        finished = [DONE]  # answered, or refused as not in the documents: the footer closes both
         ask(page, huge, done=f"only the first {app.MAX_QUESTION_CHARS:,}", timeout_s=120)
         page.wait_for_function("([sel, done]) => { const s = document.querySelectorAll(sel);"
                                " return done.some(d => s[s.length - 1].innerText.includes(d)); }",
-                               arg=[ANSWER, finished], timeout=240_000)
+                               arg=[ANSWER, finished], timeout=900_000)
         ask(page, "What does the -c option of llama-server set?", done=finished)  # still answers afterwards
         save_screenshot(page, "chainlit_bad_input")
 

@@ -1,10 +1,12 @@
-"""The RAG chat app of lesson 04 in Chainlit: launcher, and what the app does with a question (taught in 04_rag).
+"""The RAG chat app of lesson 04 in Chainlit: its launcher, and the noise its file leaves out (taught in 04_rag).
 
-``start(lab)`` runs ``chainlit run`` on the app script (``chainlit_launch.py``) bound to 127.0.0.1, pointed at
+The app is the learner's file ``notebooks/apps/rag_chat.py`` (``SCRIPT``). ``start(lab)`` runs
+``chainlit run <file> --host 127.0.0.1 --port N`` on it, as a learner would outside the notebook, pointed at
 exactly the endpoint and key of ``lab`` (the notebook's ``wl.connect()``), and returns its URL; ``stop()``
 ends it. Chainlit writes ``.chainlit/``, ``.files/`` and ``chainlit.md`` into its working directory, so it
 runs from ``cache_dir()/chainlit``, never from the repository. This module does not import Chainlit
-(importing it writes those folders into the current directory): the Chainlit side is ``chainlit_launch.py``.
+(importing it writes those folders into the current directory); the helpers the app file calls take
+what they need from it as arguments.
 
     python -m workshop_lib.apps.chainlit_app start [--port N] | status | stop
 """
@@ -15,39 +17,43 @@ import importlib.util
 import os
 import sys
 import time
+import shutil
 import unicodedata
 from pathlib import Path
 
-from ..config import cache_dir, setting, write_atomic
+import openai
+
+from ..config import REPO_ROOT, cache_dir, setting, write_atomic
 from ..errors import WorkshopError
+from ..rag.answer import NOT_FOUND
 from ..runtime import clients, endpoint, process
 from ..runtime.server import HOST, choose_app_port
 
 NAME = "chainlit"  # the process record's name (cache_dir()/procs/chainlit.json)
-SCRIPT = Path(__file__).resolve().with_name("chainlit_launch.py")
+SCRIPT = REPO_ROOT / "notebooks" / "apps" / "rag_chat.py"  # the learner's app file
 MAX_QUESTION_CHARS = 2000  # a pasted log or book would crowd the sources out of a small model's context
-TOP_K = 5
-MAX_TOKENS = 512
 WELCOME = """# Ask the llama.cpp documentation
 
 Answers come from the model you pick in the settings (gear icon), grounded in passages retrieved from
 the Markdown documentation of llama.cpp (MIT licence) that the workshop's setup downloaded.
-Each answer cites its sources as [1], [2], ...: click one to read the passage it came from.
-When nothing relevant is retrieved, the app says so instead of guessing.
+Each answer lists the sources it cites as [1], [2], ...: click one to read the passage it came from.
+When the documentation does not answer the question, the app says **Not in the docs** instead of guessing.
 """
 
 
 # ---------------------------------------------------------------- what the app does with a message
 
-def clean_question(text) -> tuple:
+def clean_question(text, elements=None) -> tuple:
     """``(question, notes)``: the text without control characters, cut to ``MAX_QUESTION_CHARS``;
-    ``notes`` says what was changed, so the learner is never surprised by a silent cut."""
+    ``notes`` says what was changed or ignored (attached ``elements``), so nothing is dropped silently."""
     text = text if isinstance(text, str) else ""
     kept = "".join(c for c in text if c in "\n\t" or unicodedata.category(c)[0] != "C").strip()
     notes = []
     if len(kept) > MAX_QUESTION_CHARS:
         notes.append(f"Your message had {len(kept):,} characters; only the first {MAX_QUESTION_CHARS:,} were used.")
         kept = kept[:MAX_QUESTION_CHARS].rstrip()
+    if note := attachment_note(elements):
+        notes.append(note)
     return kept, notes
 
 
@@ -69,17 +75,41 @@ def source_label(chunk) -> str:
     return f"{chunk.path} › {chunk.heading}" if chunk.heading else str(chunk.path)
 
 
-def sources(hits) -> list:
-    """``(name, label, body)`` per retrieved chunk, numbered as the grounded prompt numbers them:
-    the name ``[n]`` is what the answer cites, so Chainlit turns each citation into a link."""
-    return [(f"[{n}]", source_label(chunk), f"**{source_label(chunk)}**\n\n{chunk.text}")
-            for n, (chunk, _score) in enumerate(hits, start=1)]
+def passage(chunk) -> str:
+    """What the side panel shows when a source is clicked: where it comes from, then its text."""
+    return f"**{source_label(chunk)}**\n\n{chunk.text}"
 
 
-def sources_footer(hits, model: str, seconds: float) -> str:
-    """The line under an answer: every source with its number, then the model and the time taken."""
-    listed = "\n".join(f"- {name} {label}" for name, label, _ in sources(hits))
-    return f"\n\n**Sources**\n{listed}\n\n*{model} · {seconds:.1f} s*"
+NOT_IN_DOCS = "**Not in the docs.**"
+HOW_CITED = {True: "cited by constrained JSON", False: "cited on a Sources line"}
+
+
+def not_found(hits, why: str, said: str = "") -> str:
+    """The refusal: a clear badge, the sentence (unless the model already ``said`` it, streamed above),
+    why, and the closest passage's similarity (what the threshold compares)."""
+    best = max((score for _chunk, score in hits), default=None)
+    closest = f"; the closest passage scored {best:.2f}" if best is not None else ""
+    sentence = "" if "could not find this" in said.lower() else f" {NOT_FOUND}"
+    return ("\n\n" if said else "") + f"{NOT_IN_DOCS}{sentence} *({why}{closest})*"
+
+
+def footer(lines: list, result: dict, model, seconds: float) -> str:
+    """Under an answer: the sources it cites, the others retrieved, then which model answered (None:
+    refused before asking one), how long it took, and how the citations were obtained. ``lines[n - 1]``
+    describes source ``n``."""
+    cited = result.get("citations") or []
+    parts = []
+    if cited:
+        parts.append("**Sources cited**\n" + "\n".join(f"- {lines[n - 1]}" for n in cited))
+    others = [line for n, line in enumerate(lines, start=1) if n not in cited]
+    if others:
+        title = "Passages searched" if result.get("refused") else "Also retrieved (not cited)"
+        parts.append(f"**{title}**\n" + "\n".join(f"- {line}" for line in others))
+    if model is None:
+        who, how = "no model asked", "refused by the similarity threshold"
+    else:
+        who, how = model, HOW_CITED[bool(result.get("structured"))]
+    return "\n\n" + "\n\n".join(parts) + f"\n\n*{who} · {seconds:.1f} s · {how}*"
 
 
 def down_message(error: Exception) -> str:
@@ -87,6 +117,28 @@ def down_message(error: Exception) -> str:
     problem = getattr(error, "problem", None) or f"The model endpoint did not answer ({error})."
     fix = getattr(error, "fix", None) or "Start the model server again."
     return f"**The model endpoint is not answering.** {problem}\n\n{fix} Then send your question again."
+
+
+def error_message(error: Exception) -> str:
+    """What the chat shows when a request fails: the endpoint is down, or it refused this request."""
+    if isinstance(error, (openai.APIConnectionError, openai.APITimeoutError)):
+        return down_message(error)
+    return (f"**The model server refused the request** ({error}). Pick another model in the settings, "
+            "or ask a shorter question.")
+
+
+async def connect_or_say(cl):
+    """The endpoint (``WORKSHOP_ENDPOINT``/``WORKSHOP_API_KEY``, else ``connect()``'s choice) kept in the
+    chat's session with the model to use; None after telling the user it is down. ``cl`` is chainlit."""
+    try:
+        lab = await asyncio.to_thread(endpoint.connect, False)
+    except WorkshopError as exc:
+        await cl.Message(content=down_message(exc)).send()
+        return None
+    cl.user_session.set("lab", lab)
+    if cl.user_session.get("model") not in lab.available:
+        cl.user_session.set("model", default_model(lab))
+    return lab
 
 
 def default_model(lab) -> str:
@@ -102,6 +154,15 @@ async def stream_tokens(stream):
     while (chunk := await asyncio.to_thread(next, chunks, done)) is not done:
         if chunk.choices and (token := chunk.choices[0].delta.content):
             yield token
+
+
+async def in_thread(iterable):
+    """The items of a blocking iterable (a ``rag.CitedAnswer``), each read in a worker thread so the
+    app keeps serving other chats while the model decodes."""
+    done = object()
+    items = iter(iterable)
+    while (item := await asyncio.to_thread(next, items, done)) is not done:
+        yield item
 
 
 async def stream_reply(stream, send_token) -> None:
@@ -128,20 +189,25 @@ def _require_chainlit() -> None:
                             "then start the app again.")
 
 
-def _serving(lab) -> dict:
-    """What a running app must match to be reused: the endpoint and (a digest of) its key."""
-    return {"endpoint": lab.base_url, "key_sha256": hashlib.sha256((lab.api_key or "").encode()).hexdigest()}
+def _serving(lab, script: Path) -> dict:
+    """What a running app must match to be reused: the app file, the endpoint and (a digest of) its key."""
+    return {"endpoint": lab.base_url, "key_sha256": hashlib.sha256((lab.api_key or "").encode()).hexdigest(),
+            "script": str(script)}
 
 
-def start(lab=None, port=None, *, check_endpoint: bool = True, ready_timeout: float = 90) -> str:
-    """Start the app on ``lab``'s endpoint (default: ``connect()``) and return its URL; an app already
-    serving that endpoint is reused. A down endpoint is an error unless ``check_endpoint=False``
-    (then the app itself says the endpoint is down)."""
+def start(lab=None, port=None, *, script=None, check_endpoint: bool = True, ready_timeout: float = 90) -> str:
+    """Start the app file ``script`` (default: ``SCRIPT``, lesson 04's) on ``lab``'s endpoint (default:
+    ``connect()``) and return its URL; an app already serving that file and endpoint is reused. A down
+    endpoint is an error unless ``check_endpoint=False`` (then the app itself says it is down)."""
     _require_chainlit()
+    script = Path(script).resolve() if script else SCRIPT
+    if not script.is_file():
+        raise WorkshopError(f"There is no app file at {script}.",
+                            "Pass the path of a Chainlit app file, e.g. notebooks/apps/rag_chat.py.")
     lab = lab or endpoint.connect(verbose=False)
     if check_endpoint:
         endpoint.list_models(lab.base_url, lab.api_key)
-    serving = _serving(lab)
+    serving = _serving(lab, script)
     with process.lock(NAME):  # the whole check-stop-start: another kernel cannot stop this one's app
         record = process.running(NAME)
         if record and all(record.extra.get(k) == v for k, v in serving.items()) and port in (None, record.port):
@@ -150,15 +216,19 @@ def start(lab=None, port=None, *, check_endpoint: bool = True, ready_timeout: fl
         port = _free_port(port or setting("chainlit_port"))
         folder = home()
         write_atomic(folder / "chainlit.md", WELCOME)  # Chainlit's welcome screen, instead of its default text
-        record = process.start(NAME, command(port), port=port, health_url=f"http://{HOST}:{port}/",
+        launch = command(port) if script == SCRIPT else command(port, script)
+        record = process.start(NAME, launch, port=port, health_url=f"http://{HOST}:{port}/",
                                log=folder / "chainlit.log", env=_environment(lab, folder), cwd=folder,
                                ready_timeout=ready_timeout, extra=serving)
         return record.url
 
 
-def command(port: int) -> list:
-    """``chainlit run`` on the app script, headless, on 127.0.0.1:``port``."""
-    return [sys.executable, "-m", "chainlit", "run", str(SCRIPT), "--headless", "--host", HOST, "--port", str(port)]
+def command(port: int, script: Path = SCRIPT) -> list:
+    """``chainlit run <script> --host 127.0.0.1 --port <port>``, the command a learner types, with this
+    environment's ``chainlit`` and ``--headless`` (the notebook prints the link instead of opening a tab)."""
+    chainlit = shutil.which("chainlit", path=str(Path(sys.executable).parent))
+    program = [chainlit] if chainlit else [sys.executable, "-m", "chainlit"]
+    return program + ["run", str(script), "--host", HOST, "--port", str(port), "--headless"]
 
 
 def _environment(lab, folder: Path) -> dict:

@@ -27,9 +27,17 @@ MEANING = {
     "metrics": "a Prometheus metrics endpoint",
     "completions": "the plain-text /v1/completions endpoint",
     "process_memory": "access to the serving process, to read its memory",
+    "structured_output": "output constrained to a JSON schema (response_format)",
 }
 # The same tiny chat every time (a short system message replaces a template's longer default one).
 PROBE_MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Ready?"}]
+# How servers spell "follow this JSON schema", tried in this order. llama.cpp (and OpenAI) nest the schema
+# under json_schema.schema (a flat "schema" there is ignored silently); Foundry Local takes the schema itself,
+# as a JSON string, in json_schema; llama-cpp-python's server reads it beside type "json_object".
+STRUCTURED_STYLES = ("json_schema", "json_schema_text", "json_object")
+# A value no model writes unprompted: an answer holding it proves the schema constrained the decoding.
+PROBE_SCHEMA = {"type": "object", "properties": {"probe": {"type": "string", "enum": ["constrained-7f3a"]}},
+                "required": ["probe"]}
 
 
 @dataclass(frozen=True)
@@ -44,14 +52,17 @@ class Capabilities:
     metrics: bool = False
     completions: bool = False
     process_memory: bool = False
+    structured_output: bool = False
 
 
 @dataclass(frozen=True)
 class Probe:
-    """A probe's findings: the capabilities, the tokenize route found, and how long asking took."""
+    """A probe's findings: the capabilities, the tokenize route and the structured-output style
+    (one of ``STRUCTURED_STYLES``, "" for none) found, and how long asking took."""
     capabilities: Capabilities
     tokenize_route: str = ""
     seconds: float = 0.0
+    structured_style: str = ""
 
 
 _PROBES = {}  # base_url -> Probe: each notebook (process) asks a server once
@@ -67,14 +78,15 @@ def probe(base_url: str, models: list, api_key=None, backend: str = "", refresh:
     usage, timings = _streamed_extras(root, model, api_key)
     route = _tokenize_route(root, model, api_key)
     entries = _model_entries(root, api_key)
+    style = _structured_style(root, model, api_key)
     found = Capabilities(
         streamed_usage=usage, timings=bool(timings), tokenize=bool(route),
         prompt_cache_control=timings.get("cache_n") == 0,
         model_management=any(isinstance(e.get("status"), dict) for e in entries),
         concurrent_models=_concurrent(root, models, entries, api_key),
         metrics=_has_metrics(root, model, api_key), completions=_has_completions(root, model, api_key),
-        process_memory=backend == "embedded" and _is_embedded(base_url))
-    _PROBES[base_url] = Probe(found, route, time.perf_counter() - start)
+        process_memory=backend == "embedded" and _is_embedded(base_url), structured_output=bool(style))
+    _PROBES[base_url] = Probe(found, route, time.perf_counter() - start, style)
     return _PROBES[base_url]
 
 
@@ -109,6 +121,46 @@ def _sse(url: str, body: dict, api_key, timeout: float = 60) -> list:
                 break
             chunks.append(json.loads(data))
     return chunks
+
+
+def response_format(style: str, schema: dict, name: str = "reply"):
+    """The ``response_format`` that asks a server of ``style`` (see ``STRUCTURED_STYLES``) for JSON
+    following ``schema``; None for "" (the server cannot: ask in words instead)."""
+    if style == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
+    if style == "json_schema_text":
+        return {"type": "json_schema", "json_schema": json.dumps(schema)}
+    if style == "json_object":
+        return {"type": "json_object", "schema": schema}
+    if style:
+        raise ValueError(f"style must be one of {STRUCTURED_STYLES} or \"\", not {style!r}")
+    return None
+
+
+def _structured_style(root: str, model: str, api_key) -> str:
+    """The first style whose reply follows ``PROBE_SCHEMA`` (so the schema was enforced, not merely
+    accepted); "" when none does. A server that rejects a spelling answers 4xx: the next is tried."""
+    for style in STRUCTURED_STYLES:
+        reply = _post(f"{root}/v1/chat/completions", {
+            "model": model, "messages": PROBE_MESSAGES, "max_tokens": 24, "temperature": 0,
+            "response_format": response_format(style, PROBE_SCHEMA)}, api_key, timeout=180)
+        if _follows_probe_schema(reply):
+            return style
+    return ""
+
+
+def _follows_probe_schema(reply: dict) -> bool:
+    try:
+        content = reply["choices"][0]["message"]["content"]
+        return json.loads(content).get("probe") == "constrained-7f3a"
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        return False
+
+
+def structured_style(lab) -> str:
+    """How ``lab``'s server takes a JSON schema ("" when it cannot), found by the probe (cached)."""
+    served = [m for m in (lab.models or {}).values() if m] or lab.available[:1]
+    return probe(lab.base_url, served, lab.api_key, lab.backend).structured_style
 
 
 def _tokenize_route(root: str, model: str, api_key) -> str:
