@@ -61,7 +61,7 @@ def test_cases_judge_names_the_case_that_failed_and_a_missing_return():
         n * 2
     judge = ex.cases([((1,), 2), ((3,), 6)], what="double")
     assert "double(3,) returned 4; expected 6" in judge(off_by_one)
-    assert "forgot `return`" in judge(forgot_return)
+    assert "did you forget `return`" in judge(forgot_return)
     assert judge(lambda n: 2 * n) is None
 
 
