@@ -153,3 +153,22 @@ def test_a_skip_message_says_what_was_skipped_and_how_to_run_it():
     assert said.startswith("Skipped the runtime comparison: it needs the GGUF on a llama.cpp server")
     for command in ("python lab.py setup", "foundry service stop", "foundry server stop", "FOUNDRY_LOCAL_ENDPOINT"):
         assert command in said
+
+
+def test_a_registration_whose_folder_is_gone_is_registered_again(monkeypatch, tmp_path):
+    """A LOCAL registration outlives the cache folder it points at (a learner moved or deleted the cache,
+    or used another WORKSHOP_CACHE_DIR): loading it then fails with "model not found at path"."""
+    pytest.importorskip("foundry_local_sdk")
+    from types import SimpleNamespace
+
+    from workshop_lib.runtime import convert, foundry
+    stale = SimpleNamespace(id="tiny-byom:1", is_cached=False)
+    fresh = SimpleNamespace(id="tiny-byom:1", is_cached=True)
+    calls = []
+    local = SimpleNamespace(get_model=lambda name: None if "unregister" in calls else stale,
+                            unregister_model=lambda ident: calls.append("unregister"),
+                            register_model=lambda folder, ident, info: calls.append(("register", folder)) or fresh)
+    manager = SimpleNamespace(get_catalog=lambda kind: local)
+    monkeypatch.setattr(convert, "ensure_onnx_model", lambda alias: tmp_path)
+    assert foundry.register_byom(manager, "tiny") is fresh
+    assert calls == ["unregister", ("register", tmp_path)]

@@ -96,7 +96,11 @@ def register_byom(manager, alias: str, version: int = 1):
 
     local = manager.get_catalog(CatalogType.LOCAL)
     name = f"{alias}-byom"
-    if (model := local.get_model(name)) is not None:
+    model = local.get_model(name)
+    if model is not None and not model.is_cached:  # registered from a folder since removed (another cache)
+        local.unregister_model(model.id)
+        model = None
+    if model is not None:
         return model
     model_dir = convert.ensure_onnx_model(alias)
     with ModelInfoBuilder() as info:
