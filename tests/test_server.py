@@ -61,6 +61,22 @@ def test_taken_port_gives_clear_error():
         other.wait()
 
 
+def test_a_port_whose_last_server_just_stopped_is_free_again():
+    """A server that just stopped leaves its closed connections in TIME_WAIT for a minute; the servers we start
+    (uvicorn, llama-server) bind with SO_REUSEADDR through that, so the probe must not call the port taken."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn's (Linux needs it on both sides)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = listener.accept()
+    accepted.close()  # the server closes first: its side of the connection waits in TIME_WAIT
+    client.close()
+    listener.close()
+    assert server.choose_port(port) == port
+
+
 def test_command_binds_loopback_and_sizes_for_the_machine(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKSHOP_PARALLEL", "2")
     cmd = server.server_command(tmp_path / "llama-server", tmp_path, 8080)

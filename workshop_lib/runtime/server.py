@@ -248,6 +248,8 @@ def _key_for(url: str):
 def choose_port(port=None) -> int:
     """The requested port if free on 127.0.0.1, else a clear error; no request: any free port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        if os.name != "nt":  # bind as uvicorn and llama-server do: a stopped server's TIME_WAIT does not block
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # (on Windows it would allow stealing a port)
         try:
             s.bind((HOST, int(port or 0)))
         except (OSError, OverflowError):
