@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 
 from workshop_lib import extras
+from workshop_lib.apps import webui
 from workshop_lib.runtime import compat_server
 
 ROOT = Path(__file__).resolve().parents[1]
-HASHED = [ROOT / "requirements-embedded.txt", ROOT / "requirements-eval-nodeps.txt", compat_server.REQUIREMENTS]
-REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==(\S+)((?:\s+--hash=sha256:[0-9a-f]{64})+)"
-                         r"(\s*;.*)?$")
+HASHED = [ROOT / "requirements-embedded.txt", ROOT / "requirements-eval-nodeps.txt", compat_server.REQUIREMENTS,
+          webui.REQUIREMENTS]
+REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s;]+)(\s*;[^-]*?)?"  # a marker, uv's place
+                         r"((?:\s+--hash=sha256:[0-9a-f]{64})+)(\s*;.*)?$")
 
 
 def requirements(path: Path) -> list:
@@ -68,3 +70,15 @@ def test_a_pinned_file_without_hashes_is_refused(tmp_path):
                          text=True, timeout=300)
     assert out.returncode != 0 and "Hashes are required in --require-hashes mode" in out.stderr, out.stderr[-2000:]
     assert not list(target.glob("six*")), "installed although its hash was missing"
+
+
+def test_open_webui_installs_every_package_but_torch_by_hash():
+    """Open WebUI's own venv: every package from the hashed file with --require-hashes --no-deps; torch (whose
+    wheel differs by index) by version, without its dependencies, which the hashed file lists."""
+    args = webui.install_arguments()
+    assert {"--require-hashes", "--no-deps"} <= set(args) and args[-2:] == ["-r", str(webui.REQUIREMENTS)]
+    names = {line.split("==")[0].lower() for line in requirements(webui.REQUIREMENTS)}
+    assert "open-webui==0.12.4" in {line.split()[0] for line in requirements(webui.REQUIREMENTS)}
+    assert "torch" not in names
+    assert {"filelock", "typing-extensions", "setuptools", "sympy", "networkx", "jinja2", "fsspec"} <= names
+    assert {"pywin32", "colorama"} <= names  # resolved for every platform, not only this one

@@ -119,10 +119,16 @@ def install(progress: bool = True) -> float:
         _make_venv(app_python())
         log = home() / "install.log"
         index = ["--index-url", setting("torch_index")] if setting("torch_index") else []
-        _pip(["install", TORCH_PIN, *index], log, progress, "torch (CPU)")
-        _pip(["install", "-r", str(REQUIREMENTS), TORCH_PIN], log, progress, "open-webui")
+        _pip(["install", "--no-deps", TORCH_PIN, *index], log, progress, "torch (CPU)")  # its deps: hashed, below
+        _pip(install_arguments(), log, progress, "open-webui")
         (home() / "venv" / ".installed").write_text(_install_digest())
         return time.perf_counter() - start
+
+
+def install_arguments(requirements: Path = REQUIREMENTS) -> list:
+    """pip's arguments for everything but torch: ``--require-hashes --no-deps`` (the file's first line) makes pip
+    refuse a package that is not listed with its hash, or whose download does not match."""
+    return ["install", *extras.pip_options(requirements), "-r", str(requirements)]
 
 
 def _make_venv(python: Path) -> None:
