@@ -67,9 +67,23 @@ def test_supports_says_in_one_sentence_what_is_skipped(capsys):
     said = capsys.readouterr().out
     assert said == ("Skipped: comparing with the server's own timings needs `timings` (the server's own "
                     "measurement of its prefill and decode speed), which this server (environment at "
-                    "http://127.0.0.1:9/v1) does not offer.\n")
+                    "http://127.0.0.1:9/v1) does not offer. To run it on the embedded llama.cpp server: unset "
+                    "WORKSHOP_ENDPOINT (and FOUNDRY_LOCAL_ENDPOINT), run `python lab.py setup`, restart the kernel "
+                    "and run this notebook again.\n")
     with pytest.raises(WorkshopError, match="streamed_usage"):
         lab.supports("timing")
+
+
+def test_a_skip_on_foundry_says_how_to_run_the_part(capsys):
+    lab = endpoint.Connection(None, "foundry-service", "http://127.0.0.1:9/v1", {"slm": "m", "llm": "m"}, ["m"])
+    capabilities._PROBES[lab.base_url] = capabilities.Probe(capabilities.Capabilities())
+    try:
+        assert not lab.supports("timings", "comparing with the server's own timings")
+    finally:
+        del capabilities._PROBES[lab.base_url]
+    said = capsys.readouterr().out
+    assert said.count("\n") == 1 and "does not offer. To run it: unset FOUNDRY_LOCAL_ENDPOINT" in said
+    assert "foundry server stop" in said  # both CLI generations
 
 
 # ---------------------------------------------------------------- structured output, no server

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from openai import OpenAI
 
 from . import capabilities as caps
-from . import clients, server
+from . import clients, foundry, server
 from ..config import float_setting, setting
 from ..errors import EndpointError, UnknownModelError, WorkshopError
 
@@ -36,6 +36,17 @@ DEFAULT_ROLES = {
     "foundry-service": {"slm": ("qwen2.5-coder-0.5b", "qwen2.5-0.5b", "qwen3-0.6b"),
                         "llm": ("qwen2.5-coder-1.5b", "qwen2.5-1.5b", "phi-4-mini", "qwen3-1.7b")},
 }
+
+
+def how_to_run_skipped(backend: str) -> str:
+    """The commands that give a skipped part the embedded llama.cpp backend, which has every capability
+    the lessons use; empty on the embedded backend itself."""
+    if backend == "foundry-service":
+        return f" To run it: {foundry.SETUP_STEP}, then {foundry.SWITCH_STEP}."
+    if backend == "environment":
+        return (" To run it on the embedded llama.cpp server: unset WORKSHOP_ENDPOINT (and FOUNDRY_LOCAL_ENDPOINT), "
+                "run `python lab.py setup`, restart the kernel and run this notebook again.")
+    return ""
 
 
 @dataclass
@@ -84,7 +95,7 @@ class Connection:
         if getattr(self.capabilities, name):
             return True
         print(f"Skipped: {purpose or 'this part'} needs `{name}` ({caps.MEANING[name]}), which this server "
-              f"({self.backend} at {self.base_url}) does not offer.")
+              f"({self.backend} at {self.base_url}) does not offer.{how_to_run_skipped(self.backend)}")
         return False
 
     def token_counter(self, model: str):
