@@ -4,6 +4,7 @@ Each escape is a reply whose function is right (or wrong where exiting early is 
 only the sandbox stands between it and a pass, a connection, a written file or a leaked key."""
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -175,3 +176,20 @@ def test_a_layer_that_fails_its_probe_is_not_used(monkeypatch):
     monkeypatch.setattr(sandbox.shutil, "which", lambda name: "/usr/bin/" + name)
     assert "bwrap" not in sandbox.available_isolations()
     assert sandbox.available_isolations()[-1] == "plain"
+
+
+SPAWNS_GRANDCHILD = ("import subprocess, sys, time; "
+                     "g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+                     "print(g.pid, flush=True); time.sleep(60)")
+
+
+@pytest.mark.parametrize("os_name", ["nt", "posix"])
+def test_a_timed_out_item_is_killed_with_everything_it_started(os_name):
+    """On Windows there is no process group to kill (and a venv's python.exe starts the interpreter as its
+    child), so the child's whole tree is killed; on POSIX its group. Both decisions run here, for real."""
+    child = subprocess.Popen([sys.executable, "-c", SPAWNS_GRANDCHILD], stdout=subprocess.PIPE, text=True,
+                             **({"start_new_session": True} if os_name == "posix" else {}))
+    grandchild = psutil.Process(int(child.stdout.readline()))
+    sandbox._kill_group(child, os_name=os_name)
+    grandchild.wait(timeout=10)  # psutil.TimeoutExpired here: the grandchild was left running
+    assert child.returncode is not None and not grandchild.is_running()

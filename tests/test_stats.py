@@ -157,3 +157,11 @@ def test_the_outcome_table_carries_the_verifiers_calls():
     table = routers.outcome_table(pd.DataFrame(rows)).set_index("item_id")
     assert table.loc["m1", ["check_calls", "check_e2e_s", "check_completion_tokens"]].tolist() == [1, 25.0, 150]
     assert table.loc["k1", ["check_calls", "check_e2e_s"]].tolist() == [0, 0.0]
+
+
+def test_a_failed_request_stays_in_the_outcome_table_as_a_wrong_answer():
+    rows = [{"item_id": "k1", "task": "knowledge", "role": role, "variant": "greedy", "status": status,
+             "score": score, "e2e_s": 1.0, "ttft_s": 0.1, "completion_tokens": 9, "prompt_tokens": 9, "text": "x",
+             "truncated": False} for role, status, score in (("slm", "ok", 1.0), ("llm", "error", None))]
+    table = routers.outcome_table(pd.DataFrame(rows)).set_index("item_id")
+    assert table.loc["k1", ["score_slm", "score_llm"]].tolist() == [1.0, 0.0]

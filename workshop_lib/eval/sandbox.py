@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 
+from ..runtime import process
+
 TAIL_BYTES = 8192
 STATUS_PREFIX = "wl-sandbox:"
 LIMITS = {"AS": 1 << 30, "FSIZE": 16 << 20, "NPROC": 0, "CORE": 0, "NOFILE": 64}  # CPU: from the timeout
@@ -138,9 +140,9 @@ def _new_group() -> dict:
     return {"start_new_session": True}
 
 
-def _kill_group(child):
-    if os.name == "nt":
-        child.kill()  # Windows: only the direct child (no process group kill without a job object)
+def _kill_group(child, os_name: str = os.name):
+    if os_name == "nt":  # no process group to kill; a venv's python.exe is a launcher whose child is the code
+        process.kill_tree(child.pid, timeout=1)
     else:
         try:
             os.killpg(child.pid, signal.SIGKILL)

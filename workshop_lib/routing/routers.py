@@ -17,7 +17,9 @@ SHARES = np.linspace(0, 1, 11)
 def outcome_table(outcomes: pd.DataFrame) -> pd.DataFrame:
     """One row per item from greedy outcomes (one row per item and role): ``score_slm``, ``score_llm``,
     ``e2e_s_slm`` ... and the task and prompt, in the items' order."""
-    greedy = outcomes[(outcomes["variant"] == "greedy") & (outcomes["status"] == "ok")]
+    greedy = outcomes[outcomes["variant"] == "greedy"].copy()
+    # a failed request is a wrong answer, as lesson 02 counts it: dropping the item would flatter that model
+    greedy["score"] = greedy["score"].where(greedy["status"] == "ok", 0.0)
     wide = greedy.pivot_table(index="item_id", columns="role", aggfunc="first",
                               values=["score", "e2e_s", "ttft_s", "completion_tokens", "prompt_tokens", "text", "truncated"])
     wide.columns = [f"{field}_{role}" for field, role in wide.columns]

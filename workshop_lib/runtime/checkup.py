@@ -120,7 +120,7 @@ def check_foundry() -> Check:
     url = endpoint.foundry_service_url()
     return Check("foundry local", "ok" if url else "info",
                  f"service at {url}" if url else f"{cli} found, service not running",
-                 "" if url else "foundry service start")
+                 "" if url else "foundry service start (on the 0.10 preview: foundry server start)")
 
 
 def check_endpoint() -> list:
