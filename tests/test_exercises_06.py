@@ -91,6 +91,14 @@ def test_overhead_is_the_median_of_the_paired_differences():
     assert webui.overhead_ms(results_table(), "e2e_s") == pytest.approx(125.0)
 
 
+def test_the_overheads_interval_brackets_it_and_comes_from_the_pairs():
+    low, high = webui.overhead_interval_ms(results_table())
+    assert 50.0 <= low <= 125.0 <= high <= 1000.0  # the differences are 100, 50, 150 and 1000 ms
+    steady = pd.DataFrame([{"pair": p, "path": path, "ttft_s": p + (0.2 if path == "open-webui" else 0.0)}
+                           for p in range(6) for path in ("direct", "open-webui")])
+    assert webui.overhead_interval_ms(steady) == pytest.approx((200.0, 200.0))  # pairs vary, differences do not
+
+
 def test_the_reference_overhead_passes_and_wrong_ones_are_rejected_with_a_reason():
     results = results_table()
     judge = lesson06.overhead_judge(results)

@@ -165,3 +165,17 @@ def test_a_failed_request_stays_in_the_outcome_table_as_a_wrong_answer():
              "truncated": False} for role, status, score in (("slm", "ok", 1.0), ("llm", "error", None))]
     table = routers.outcome_table(pd.DataFrame(rows)).set_index("item_id")
     assert table.loc["k1", ["score_slm", "score_llm"]].tolist() == [1.0, 0.0]
+
+
+def test_holm_on_a_worked_example():
+    """Sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04; each at least the one before."""
+    assert stats.holm([0.01, 0.04, 0.03, 0.005]).tolist() == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert stats.holm([0.5, 0.6]).tolist() == pytest.approx([1.0, 1.0])  # capped at 1
+
+
+def test_the_paired_tables_per_task_tests_are_adjusted_together_and_all_items_is_not():
+    table = eval_stats.paired_table(wle.load_outcomes(wle.SHIPPED).query("variant == 'greedy'"))
+    p = table.set_index("task")
+    assert p.loc["code", "p"] < 0.05 and p.loc["math", "p"] < 0.05  # each alone looks told apart ...
+    assert (p.drop("all")["p_holm"] > 0.05).all()  # ... but not once four tests are counted
+    assert p.loc["all", "p_holm"] == p.loc["all", "p"] < 0.01

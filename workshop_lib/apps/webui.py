@@ -22,9 +22,12 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .. import extras, pythons
 from ..config import cache_dir, setting, write_atomic
 from ..errors import WorkshopError
+from ..measure import stats
 from ..runtime import clients, endpoint, process
 from ..runtime.server import HOST, choose_app_port
 
@@ -286,6 +289,16 @@ def overhead_ms(results, column: str = "ttft_s", via: str = "open-webui", direct
     machine for a while slowed both (``results``: one row per request, columns ``pair``, ``path``, ``column``)."""
     side_by_side = results.pivot(index="pair", columns="path", values=column)
     return float((side_by_side[via] - side_by_side[direct]).median() * 1000)
+
+
+def overhead_interval_ms(results, column: str = "ttft_s", level: float = 0.95) -> tuple:
+    """A bootstrap interval over pairs for ``overhead_ms``: the pairs are resampled, each keeping its two
+    requests together, so the interval is as paired as the median it brackets."""
+    side_by_side = results.pivot(index="pair", columns="path", values=column)
+    differences = (side_by_side["open-webui"] - side_by_side["direct"]).to_numpy() * 1000
+    interval = stats.paired_bootstrap(len(differences), lambda i: {"median": float(np.median(differences[i]))},
+                                      level=level)
+    return float(interval.loc["median", "ci_low"]), float(interval.loc["median", "ci_high"])
 
 
 def running():

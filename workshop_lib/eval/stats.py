@@ -6,7 +6,7 @@ answering the same items are compared with the paired (McNemar) test. The statis
 """
 import pandas as pd
 
-from ..measure.stats import mcnemar, wilson
+from ..measure.stats import holm, mcnemar, wilson
 
 __all__ = ["accuracy_table", "failed_mask", "paired_table", "wilson"]
 
@@ -35,7 +35,8 @@ def accuracy_table(outcomes: pd.DataFrame, by=("task", "role")) -> pd.DataFrame:
 
 def paired_table(outcomes: pd.DataFrame, first: str = "slm", second: str = "llm", by: str = "task") -> pd.DataFrame:
     """The exact McNemar test of two roles on the items both answered, per ``by`` group and over all items:
-    ``only_<first>`` / ``only_<second>`` are the discordant items, ``p`` the two-sided p value.
+    ``only_<first>`` / ``only_<second>`` are the discordant items, ``p`` the two-sided p value, ``p_holm`` the
+    groups' p values adjusted together for testing several at once (Holm; "all" keeps its own).
     Failed requests count as wrong, as in ``accuracy_table``."""
     scored = outcomes.assign(score=outcomes["score"].where(~failed_mask(outcomes), 0.0))
     wide = scored.pivot_table(index=[by, "item_id"], columns="role", values="score", aggfunc="first")
@@ -45,4 +46,8 @@ def paired_table(outcomes: pd.DataFrame, first: str = "slm", second: str = "llm"
     for name, part in groups:
         test = mcnemar(part[first], part[second])
         rows.append({by: name, "n": len(part), f"only_{first}": test.b, f"only_{second}": test.c, "p": test.p})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    groups_only = table[by] != "all"  # one test per group: Holm-adjusted together; "all" is a test of its own
+    table.loc[groups_only, "p_holm"] = holm(table.loc[groups_only, "p"])
+    table.loc[~groups_only, "p_holm"] = table.loc[~groups_only, "p"]
+    return table

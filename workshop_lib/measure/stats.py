@@ -55,6 +55,18 @@ def mcnemar(first, second) -> McNemar:
     return McNemar(b, c, binomial_two_sided(b, b + c))
 
 
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjustment for testing several hypotheses at once: the smallest p is multiplied by
+    their number m, the next by m - 1 and so on, each kept at least as large as the one before (capped at 1).
+    Reject where the adjusted p is below the level: the chance of any false rejection stays at that level."""
+    p = np.asarray(p_values, float)
+    order = np.argsort(p)
+    stepped = np.maximum.accumulate(p[order] * (len(p) - np.arange(len(p))))
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(stepped, 1.0)
+    return adjusted
+
+
 def paired_bootstrap(n_items: int, statistics, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
     """Percentile intervals over items for several statistics computed on the *same* resampled items.
 
