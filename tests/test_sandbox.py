@@ -3,6 +3,7 @@
 Each escape is a reply whose function is right (or wrong where exiting early is the trick), so that
 only the sandbox stands between it and a pass, a connection, a written file or a leaked key."""
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -108,6 +109,22 @@ def test_the_servers_key_in_the_user_cache_cannot_be_read(nothing_left_behind, m
     key.unlink()
     for folder in sorted(nothing_left_behind.rglob("*"), reverse=True):
         folder.rmdir()  # the cache folders this test made
+
+
+@needs_bwrap
+def test_the_learners_own_files_cannot_be_read():
+    """A file in the course's own folder (not under /tmp, which bwrap replaces anyway, nor inside the venv it
+    shows read-only): the model's code must not see it."""
+    folder = Path(tempfile.mkdtemp(prefix=".sandbox-test-", dir=Path(__file__).resolve().parents[1]))
+    try:
+        secret = folder / "notes.txt"
+        secret.write_text("learner-secret-7c1d")
+        escape = f"print(open({str(secret)!r}).read())\n"
+        run = sandbox.run_python(scoring.code_program(REFERENCE, RIGHT + escape, "check(add)"))
+        assert "learner-secret" not in run.stdout_tail + run.stderr_tail
+        assert score(RIGHT + escape)[0] == 0.0
+    finally:
+        shutil.rmtree(folder)
 
 
 FORK_LOOP = "import posix, time\nfor _ in range(20):\n    if posix.fork() == 0:\n        time.sleep(30)\n        posix._exit(0)\n"
