@@ -74,7 +74,7 @@ def test_a_pinned_file_without_hashes_is_refused(tmp_path):
 
 def test_open_webui_installs_every_package_but_torch_by_hash():
     """Open WebUI's own venv: every package from the hashed file with --require-hashes --no-deps; torch (whose
-    wheel differs by index) by version, without its dependencies, which the hashed file lists."""
+    wheel differs by index) by version, before it; the file lists torch's own dependencies too, by hash."""
     args = webui.install_arguments()
     assert {"--require-hashes", "--no-deps"} <= set(args) and args[-2:] == ["-r", str(webui.REQUIREMENTS)]
     names = {line.split("==")[0].lower() for line in requirements(webui.REQUIREMENTS)}

@@ -122,7 +122,9 @@ def install(progress: bool = True) -> float:
         _make_venv(app_python())
         log = home() / "install.log"
         index = ["--index-url", setting("torch_index")] if setting("torch_index") else []
-        _pip(["install", "--no-deps", TORCH_PIN, *index], log, progress, "torch (CPU)")  # its deps: hashed, below
+        # torch by version, with what it pulls: its wheel (and, from PyPI on Linux, its CUDA libraries) differ by
+        # index, so no one hash fits; everything else is hashed, below
+        _pip(["install", TORCH_PIN, *index], log, progress, "torch (CPU)")
         _pip(install_arguments(), log, progress, "open-webui")
         (home() / "venv" / ".installed").write_text(_install_digest())
         return time.perf_counter() - start
