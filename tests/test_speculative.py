@@ -1,7 +1,10 @@
 """Speculative decoding's arithmetic and command lines (measure/speculative.py); no server needed."""
 import pandas as pd
+import pytest
 
+from conftest import needs_server
 from workshop_lib.measure import speculative
+from workshop_lib.runtime import process, server
 
 
 def row(r, task, variant, tps, text="same", drafted=0, accepted=0, error=""):
@@ -43,3 +46,16 @@ def test_variants_use_the_pinned_builds_flags_and_bind_to_loopback():
 
 def test_the_edit_task_contains_the_module_it_asks_to_repeat():
     assert speculative.EDITED_MODULE in speculative.TASKS["edit"][-1]["content"]
+
+
+@pytest.mark.server
+@needs_server
+def test_ngram_lookup_keeps_the_text_and_reports_its_drafts_and_leaves_no_server_behind():
+    # the small model on two throwaway servers: alone and with n-gram lookup, on the edit that repeats its input
+    result = speculative.measure("qwen2.5-coder-0.5b", tasks={"edit": speculative.TASKS["edit"]}, rounds=1,
+                                 max_tokens=48, variants=["alone", "n-gram"])
+    summary = result["summary"].set_index("variant")
+    assert (result["rows"]["error"] == "").all(), result["rows"]["error"].tolist()
+    assert bool(summary.loc["n-gram", "same_text"]) and summary.loc["n-gram", "drafted"] > 0
+    assert summary.loc["alone", "drafted"] == 0
+    assert not list(process.records_home().glob(f"{server.HELPER_PREFIX}spec-*.json"))
