@@ -77,3 +77,14 @@ def test_the_prefill_chart_draws_the_fitted_line_and_where_ttft_leaves_it():
     fig = plots.plot_prefill(table, {"fixed_s": 0.06, "per_token_s": 0.0038, "departs_at": 2048})
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert "leaves the line at 2048 tokens" in labels and len(fig.axes[0].lines) == 3
+
+
+def test_the_speculative_chart_has_a_bar_per_variant_and_task_and_labels_only_drafting_bars():
+    summary = pd.DataFrame([
+        {"task": t, "variant": v, "speedup": s, "acceptance": a}
+        for t in ("code", "edit") for v, s, a in (("alone", 1.0, None), ("n-gram", 1.6, 0.74), ("kv q8_0", 0.97, None))])
+    fig = plots.plot_speculative(summary)
+    ax = fig.axes[0]
+    assert len(ax.patches) == 4  # the baseline is the dotted line, not bars
+    assert sorted(t.get_text() for t in ax.texts) == ["74%", "74%"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["code", "edit"]

@@ -6,6 +6,7 @@ import math
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
 COLORS = plt.cm.tab10.colors
 
@@ -161,6 +162,29 @@ def plot_prefill(table, fit: dict = None, title: str = ""):
     for ax in (ttft, speed):
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize="small")
+    return _finish(fig, title)
+
+
+def plot_speculative(summary, title: str = ""):
+    """Speculative decoding (taught in 03): speedup over the model alone per task and variant, with the
+    share of drafted tokens accepted written on each bar (``speculative.summarize``); 1.0 = no change."""
+    lines = summary[summary["variant"] != "alone"]
+    tasks, variants = list(dict.fromkeys(lines["task"])), list(dict.fromkeys(lines["variant"]))
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    width = 0.8 / max(len(variants), 1)
+    for i, variant in enumerate(variants):
+        part = lines[lines["variant"] == variant].set_index("task").reindex(tasks)
+        x = np.arange(len(tasks)) + (i - (len(variants) - 1) / 2) * width
+        bars = ax.bar(x, part["speedup"], width, color=COLORS[i % len(COLORS)], label=variant)
+        for bar, share in zip(bars, part["acceptance"]):
+            if share is not None and not pd.isna(share):
+                ax.annotate(f"{share:.0%}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                            ha="center", va="bottom", fontsize="small")
+    ax.axhline(1.0, color="grey", linestyle=":", label="the model alone")
+    ax.set_xticks(np.arange(len(tasks)), tasks)
+    ax.set(ylabel="decode speed / model alone", title="speedup (labels: drafted tokens accepted)")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize="small")
     return _finish(fig, title)
 
 
