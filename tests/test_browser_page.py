@@ -182,3 +182,32 @@ def test_tab_chat_streams_and_answers_from_the_docs_without_any_request_leaving(
     retrieved = {hit["id"] for hit in answer["hits"]}
     assert answer["answer"].strip() and answer["cited"], answer
     assert all(c["id"] in retrieved for c in answer["cited"]) and "gguf-split" in answer["hits"][0]["path"]
+
+
+def test_browser_tab_keeps_one_thread_for_playwright_and_refuses_questions_before_a_load(monkeypatch):
+    import contextlib
+    import threading
+    threads, closed = [], []
+
+    @contextlib.contextmanager
+    def fake_browser_page():
+        threads.append(threading.get_ident())
+        yield SimpleNamespace(screenshot=lambda **kw: threads.append(threading.get_ident()))
+        closed.append(threading.get_ident())
+
+    def fake_chat_in_tab(tab, *args):
+        threads.append(threading.get_ident())
+        return {"load": {"threads": args[2]}, "replies": []}
+    monkeypatch.setattr(webpage, "browser_page", fake_browser_page)
+    monkeypatch.setattr(webpage, "open_page", lambda tab, url, ep: threads.append(threading.get_ident()))
+    monkeypatch.setattr(webpage, "chat_in_tab", fake_chat_in_tab)
+    monkeypatch.setattr(webpage, "ask_in_tab", lambda tab, q, **o: threads.append(threading.get_ident()) or {"q": q})
+    tab = webpage.BrowserTab("http://127.0.0.1:1/")
+    with pytest.raises(webpage.WorkshopError, match="time_chat"):
+        tab.ask(["a question before any load"])
+    assert [r["load"]["threads"] for r in tab.time_chat("p", 4, thread_counts=(None, 2))["runs"]] == [None, 2]
+    assert tab.ask(["q1"])["answers"] == [{"q": "q1"}]
+    tab.close()
+    tab.close()  # twice is harmless
+    # Playwright's sync objects belong to the thread that made them: every call ran on the tab's own thread
+    assert len(set(threads + closed)) == 1 and threads[0] != threading.get_ident() and len(closed) == 1
