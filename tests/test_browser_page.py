@@ -211,3 +211,16 @@ def test_browser_tab_keeps_one_thread_for_playwright_and_refuses_questions_befor
     tab.close()  # twice is harmless
     # Playwright's sync objects belong to the thread that made them: every call ran on the tab's own thread
     assert len(set(threads + closed)) == 1 and threads[0] != threading.get_ident() and len(closed) == 1
+
+
+def test_renderer_rss_sums_only_chromium_renderers(monkeypatch):
+    import psutil
+
+    def proc(cmdline, rss):
+        return SimpleNamespace(cmdline=lambda: cmdline, memory_info=lambda: SimpleNamespace(rss=rss))
+    children = [proc(["chromium", "--type=renderer"], 700), proc(["chromium", "--type=gpu-process"], 50),
+                proc(["node", "playwright"], 30), proc(["chromium", "--type=renderer", "--x"], 300)]
+    monkeypatch.setattr(psutil, "Process", lambda: SimpleNamespace(children=lambda recursive: children))
+    assert webpage.renderer_rss() == 1000
+    children.clear()
+    assert webpage.renderer_rss() is None  # no browser running: no figure rather than a zero

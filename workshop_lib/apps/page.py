@@ -334,6 +334,18 @@ def run_in_browser(url: str, sentences: list, queries: list, ep: str = "auto", s
         return pool.submit(work).result()
 
 
+def renderer_rss():
+    """Resident memory, as the OS counts it, of the Chromium renderer processes this Python process started
+    (through Playwright): the tab and its workers, the model's WebAssembly memory included. None if none runs."""
+    import psutil
+    total = 0
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "--type=renderer" in child.cmdline():
+                total += child.memory_info().rss
+    return total or None
+
+
 def chat_in_tab(tab, prompt: str, max_tokens: int, threads=None, rounds: int = 1) -> dict:
     """Load the chat model in ``tab`` (a page already open on the page server) with ``threads`` (None: the
     page's settings.js decides) and stream ``prompt`` ``rounds`` times; returns the load and the replies."""
@@ -342,6 +354,7 @@ def chat_in_tab(tab, prompt: str, max_tokens: int, threads=None, rounds: int = 1
         raise WorkshopError(f"The page could not run the chat model: {load['error']}",
                             "Use a recent Chrome or Edge (the page says what is missing), with 1 GB of memory free.")
     load["memoryBytes"] = tab.evaluate("() => lab.memory()")
+    load["rendererRssBytes"] = renderer_rss()
     replies = [tab.evaluate("([p, n]) => lab.chat(p, {max_tokens: n})", [prompt, max_tokens]) for _ in range(rounds)]
     return {"load": load, "replies": replies}
 
