@@ -428,15 +428,6 @@ class BrowserTab:
         self.close()
 
 
-def run_chat_in_browser(url: str, prompt: str, max_tokens: int, thread_counts=(None,), rounds: int = 1,
-                        questions=(), rag_options=None, screenshot=None) -> dict:
-    """In one headless browser: the chat model timed on ``prompt`` once per entry of ``thread_counts``,
-    then ``questions`` answered from the documents with the last load."""
-    with BrowserTab(url) as tab:
-        timed = tab.time_chat(prompt, max_tokens, thread_counts, rounds)
-        return {**timed, **tab.ask(questions, rag_options, screenshot)}
-
-
 def main() -> None:
     from .. import rag
     embedder = Embedder()
