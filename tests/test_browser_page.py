@@ -1,7 +1,8 @@
 """Lesson 07's page (workshop_lib/apps/page.py + apps/web/): the server sends only the page's files, the
 Python embedder is sane and reads 256 word pieces, and in Debian's chromium the WASM path ranks lesson 04's
 corpus like Python does, with a JavaScript tokenizer that gives the Python tokenizer's ids; the chat model
-streams in the tab and answers from the documents with a citation, with no request leaving the tab."""
+streams in the tab (tokens/s shown as it writes) and answers from the documents with a citation, with no
+request leaving the tab while it generates."""
 import urllib.error
 import urllib.request
 from types import SimpleNamespace
@@ -136,6 +137,13 @@ def test_webgpu_is_attempted_and_its_absence_reported(corpus):
 
 
 RAG_QUESTION = "How do I split a GGUF model into several files?"
+# What the chat area shows at each change of the page: the reply's length so far and the speed line.
+WATCH_REPLY = """() => {
+  const answer = document.getElementById("chat-answer"), speed = document.getElementById("chat-speed");
+  window.shown = [];
+  new MutationObserver(() => window.shown.push({answer: answer.textContent.length, speed: speed.textContent}))
+    .observe(document.body, {subtree: true, childList: true, characterData: true});
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -156,17 +164,63 @@ def test_tab_chat_streams_and_answers_from_the_docs_without_any_request_leaving(
         info = tab.evaluate("() => lab.loadChat()")
         assert info["ready"], info["error"]
         assert info["backend"] in ("webgpu", "wasm-threads", "wasm-single") and info["reason"]
-        reply = tab.evaluate("p => lab.chat(p, {max_tokens: 12})", "Say hello in three words.")
-        speed = tab.inner_text("#chat-speed")
         loaded = len(requests)
+        tab.evaluate(WATCH_REPLY)
+        reply = tab.evaluate("p => lab.chat(p, {max_tokens: 12})", "Count from one to twenty in words.")
+        shown = tab.evaluate("() => window.shown")
         answer = tab.evaluate("q => lab.ask(q, {k: 2, contextChars: 600, maxTokens: 80})", RAG_QUESTION)
-        during_question = requests[loaded:]
+        during_generation = requests[loaded:]
         save_screenshot(tab, "browser_inference_chat_rag")
     assert reply["text"].strip() and reply["tokens"] >= 2 and reply["decodeTps"] > 0
-    assert "tokens/s" in speed, speed
-    assert during_question == [], f"the page asked for {during_question} while answering"
+    # streamed: the reply grew on the page in several steps, with a tokens/s figure shown before it was complete
+    lengths = sorted({s["answer"] for s in shown if s["answer"]})
+    assert len(lengths) >= 2, f"the reply appeared in one piece: {shown}"
+    assert any("tokens/s" in s["speed"] and s["answer"] < lengths[-1] for s in shown), shown
+    assert during_generation == [], f"the page asked for {during_generation} while generating"
     page_origin = server.url.rstrip("/")
     assert all(url.startswith((page_origin, "blob:", "data:")) for url in requests), requests
     retrieved = {hit["id"] for hit in answer["hits"]}
     assert answer["answer"].strip() and answer["cited"], answer
     assert all(c["id"] in retrieved for c in answer["cited"]) and "gguf-split" in answer["hits"][0]["path"]
+
+
+def test_browser_tab_keeps_one_thread_for_playwright_and_refuses_questions_before_a_load(monkeypatch):
+    import contextlib
+    import threading
+    threads, closed = [], []
+
+    @contextlib.contextmanager
+    def fake_browser_page():
+        threads.append(threading.get_ident())
+        yield SimpleNamespace(screenshot=lambda **kw: threads.append(threading.get_ident()))
+        closed.append(threading.get_ident())
+
+    def fake_chat_in_tab(tab, *args):
+        threads.append(threading.get_ident())
+        return {"load": {"threads": args[2]}, "replies": []}
+    monkeypatch.setattr(webpage, "browser_page", fake_browser_page)
+    monkeypatch.setattr(webpage, "open_page", lambda tab, url, ep: threads.append(threading.get_ident()))
+    monkeypatch.setattr(webpage, "chat_in_tab", fake_chat_in_tab)
+    monkeypatch.setattr(webpage, "ask_in_tab", lambda tab, q, **o: threads.append(threading.get_ident()) or {"q": q})
+    tab = webpage.BrowserTab("http://127.0.0.1:1/")
+    with pytest.raises(webpage.WorkshopError, match="time_chat"):
+        tab.ask(["a question before any load"])
+    assert [r["load"]["threads"] for r in tab.time_chat("p", 4, thread_counts=(None, 2))["runs"]] == [None, 2]
+    assert tab.ask(["q1"])["answers"] == [{"q": "q1"}]
+    tab.close()
+    tab.close()  # twice is harmless
+    # Playwright's sync objects belong to the thread that made them: every call ran on the tab's own thread
+    assert len(set(threads + closed)) == 1 and threads[0] != threading.get_ident() and len(closed) == 1
+
+
+def test_renderer_rss_sums_only_chromium_renderers(monkeypatch):
+    import psutil
+
+    def proc(cmdline, rss):
+        return SimpleNamespace(cmdline=lambda: cmdline, memory_info=lambda: SimpleNamespace(rss=rss))
+    children = [proc(["chromium", "--type=renderer"], 700), proc(["chromium", "--type=gpu-process"], 50),
+                proc(["node", "playwright"], 30), proc(["chromium", "--type=renderer", "--x"], 300)]
+    monkeypatch.setattr(psutil, "Process", lambda: SimpleNamespace(children=lambda recursive: children))
+    assert webpage.renderer_rss() == 1000
+    children.clear()
+    assert webpage.renderer_rss() is None  # no browser running: no figure rather than a zero

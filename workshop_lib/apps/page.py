@@ -334,6 +334,18 @@ def run_in_browser(url: str, sentences: list, queries: list, ep: str = "auto", s
         return pool.submit(work).result()
 
 
+def renderer_rss():
+    """Resident memory, as the OS counts it, of the Chromium renderer processes this Python process started
+    (through Playwright): the tab and its workers, the model's WebAssembly memory included. None if none runs."""
+    import psutil
+    total = 0
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "--type=renderer" in child.cmdline():
+                total += child.memory_info().rss
+    return total or None
+
+
 def chat_in_tab(tab, prompt: str, max_tokens: int, threads=None, rounds: int = 1) -> dict:
     """Load the chat model in ``tab`` (a page already open on the page server) with ``threads`` (None: the
     page's settings.js decides) and stream ``prompt`` ``rounds`` times; returns the load and the replies."""
@@ -342,6 +354,7 @@ def chat_in_tab(tab, prompt: str, max_tokens: int, threads=None, rounds: int = 1
         raise WorkshopError(f"The page could not run the chat model: {load['error']}",
                             "Use a recent Chrome or Edge (the page says what is missing), with 1 GB of memory free.")
     load["memoryBytes"] = tab.evaluate("() => lab.memory()")
+    load["rendererRssBytes"] = renderer_rss()
     replies = [tab.evaluate("([p, n]) => lab.chat(p, {max_tokens: n})", [prompt, max_tokens]) for _ in range(rounds)]
     return {"load": load, "replies": replies}
 
@@ -361,22 +374,58 @@ def ask_in_tab(tab, question: str, **options) -> dict:
     return answer
 
 
-def run_chat_in_browser(url: str, prompt: str, max_tokens: int, thread_counts=(None,), rounds: int = 1,
-                        questions=(), rag_options=None, screenshot=None) -> dict:
-    """In one headless browser: the chat model timed on ``prompt`` once per entry of ``thread_counts``,
-    then ``questions`` answered from the documents with the last load. Runs in a worker thread (see
-    ``run_in_browser``)."""
-    def work():
-        with browser_page() as tab:
-            open_page(tab, url, ep="wasm")
-            runs = [chat_in_tab(tab, prompt, max_tokens, threads, rounds) for threads in thread_counts]
-            answers = [ask_in_tab(tab, q, **(rag_options or {})) for q in questions]
-            if screenshot:
-                Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
-                tab.screenshot(path=str(screenshot), full_page=True)
-            return {"runs": runs, "answers": answers}
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(work).result()
+class BrowserTab:
+    """One headless browser tab on the page, kept open across notebook cells so that the chat model is
+    loaded once and reused (a load copies 0.5 GB into the tab). Every Playwright call runs on the tab's
+    one worker thread: Playwright's sync API belongs to the thread that started it, and refuses a thread
+    that already runs an asyncio loop, as a notebook kernel's main thread does. ``close()`` ends the browser."""
+
+    def __init__(self, url: str, ep: str = "wasm"):
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._stack = contextlib.ExitStack()
+        self.loaded = False
+        try:
+            self.tab = self._call(self._open, url, ep)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, url: str, ep: str):
+        tab = self._stack.enter_context(browser_page())
+        open_page(tab, url, ep)
+        return tab
+
+    def _call(self, fn, *args, **kwargs):
+        return self._pool.submit(fn, *args, **kwargs).result()
+
+    def time_chat(self, prompt: str, max_tokens: int, thread_counts=(None,), rounds: int = 1) -> dict:
+        """The chat model loaded once per entry of ``thread_counts`` (None: settings.js decides) and timed
+        on ``prompt`` ``rounds`` times each; the last load stays in the tab for ``ask``."""
+        runs = [self._call(chat_in_tab, self.tab, prompt, max_tokens, threads, rounds) for threads in thread_counts]
+        self.loaded = self.loaded or bool(runs)
+        return {"runs": runs}
+
+    def ask(self, questions, rag_options=None, screenshot=None) -> dict:
+        """``questions`` answered from the documents with the chat model already loaded in the tab."""
+        if not self.loaded:
+            raise WorkshopError("The tab has no chat model loaded to answer with.",
+                                "Call time_chat(...) on this BrowserTab first: it loads the model.")
+        answers = [self._call(ask_in_tab, self.tab, q, **(rag_options or {})) for q in questions]
+        if screenshot:
+            Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
+            self._call(self.tab.screenshot, path=str(screenshot), full_page=True)
+        return {"answers": answers}
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):  # closing twice, or after the browser died, is not an error
+            self._call(self._stack.close)
+        self._pool.shutdown()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def main() -> None:
