@@ -273,3 +273,13 @@ def test_a_capped_threshold_keeps_false_refusals_under_the_cap():
     capped = evaluate.tune_threshold(scores, answerable, max_false_refusal=0.25)
     assert sum(s < capped for s, a in zip(scores, answerable) if a) <= 1
     assert capped <= balanced and capped == 0.7
+
+
+@needs_rag
+@pytest.mark.install  # embeds the tune half's questions against the lesson's index (read from the cache)
+def test_the_library_threshold_is_what_the_tune_half_gives():
+    index = rag.default_index()
+    tune = [i for i in rag.load_questions() if i["split"] == "tune"]
+    best = [max(score for _, score in rag.retrieve(i["question"], k=5, index=index)) for i in tune]
+    tuned = evaluate.tune_threshold(best, [i["answerable"] for i in tune], max_false_refusal=0.15)
+    assert rag.THRESHOLD == tuned, f"rag.THRESHOLD is {rag.THRESHOLD}; the tune half gives {tuned}"
