@@ -193,6 +193,19 @@ def test_the_second_refusal_stage_parses_verdicts_and_finds_invented_flags():
     assert refusal.unsupported_terms("Set -np 4 [1].", [(source, 0.9)]) == []
 
 
+def test_an_answer_naming_terms_no_source_contains_is_withheld():
+    from workshop_lib.rag import refusal
+    hits = [(rag.Chunk("s.md#0", "s.md", "Server", "`-np, --parallel N` number of slots."), 0.9)]
+    invented = {"text": "Set --slot-mail-to you@example.com [1].", "citations": [1], "hits": hits, "refused": False}
+    withheld = refusal.withhold_unsupported(invented, hits)
+    assert withheld["refused"] and withheld["text"] == rag.NOT_FOUND and withheld["citations"] == []
+    assert withheld["unsupported"] == ["--slot-mail-to"] and withheld["withheld"] == invented["text"]
+    supported = {**invented, "text": "Set -np 4 [1]."}
+    assert refusal.withhold_unsupported(supported, hits) == {**supported, "unsupported": [], "withheld": ""}
+    model_refused = {**invented, "text": rag.NOT_FOUND, "citations": [], "refused": True}
+    assert refusal.withhold_unsupported(model_refused, hits)["withheld"] == ""  # nothing was withheld
+
+
 def test_the_verdict_prompt_shares_the_answer_prompt_prefix():
     from workshop_lib.rag import refusal
     hits = [(rag.Chunk("a.md#0", "a.md", "A", "text"), 0.9)]
@@ -273,3 +286,13 @@ def test_a_capped_threshold_keeps_false_refusals_under_the_cap():
     capped = evaluate.tune_threshold(scores, answerable, max_false_refusal=0.25)
     assert sum(s < capped for s, a in zip(scores, answerable) if a) <= 1
     assert capped <= balanced and capped == 0.7
+
+
+@needs_rag
+@pytest.mark.install  # embeds the tune half's questions against the lesson's index (read from the cache)
+def test_the_library_threshold_is_what_the_tune_half_gives():
+    index = rag.default_index()
+    tune = [i for i in rag.load_questions() if i["split"] == "tune"]
+    best = [max(score for _, score in rag.retrieve(i["question"], k=5, index=index)) for i in tune]
+    tuned = evaluate.tune_threshold(best, [i["answerable"] for i in tune], max_false_refusal=0.15)
+    assert rag.THRESHOLD == tuned, f"rag.THRESHOLD is {rag.THRESHOLD}; the tune half gives {tuned}"

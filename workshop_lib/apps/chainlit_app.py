@@ -93,6 +93,19 @@ def not_found(hits, why: str, said: str = "") -> str:
     return ("\n\n" if said else "") + f"{NOT_IN_DOCS}{sentence} *({why}{closest})*"
 
 
+def why_refused(result: dict) -> str:
+    """Why the model's reply became a refusal: it said so, or it named terms no passage contains."""
+    if terms := result.get("unsupported"):
+        return f"the answer named {', '.join(terms)}, which no passage contains, so it was withheld"
+    return "the model found no answer in the passages"
+
+
+def refusal(notes: list, hits, result: dict) -> str:
+    """The whole message of a refusal after the model was asked: it replaces what was streamed (an
+    answer withheld by ``rag.refusal.withhold_unsupported`` must not stay on screen), notes kept."""
+    return "".join(f"*{note}*\n\n" for note in notes) + not_found(hits, why_refused(result))
+
+
 def footer(lines: list, result: dict, model, seconds: float) -> str:
     """Under an answer: the sources it cites, the others retrieved, then which model answered (None:
     refused before asking one), how long it took, and how the citations were obtained. ``lines[n - 1]``
@@ -107,6 +120,8 @@ def footer(lines: list, result: dict, model, seconds: float) -> str:
         parts.append(f"**{title}**\n" + "\n".join(f"- {line}" for line in others))
     if model is None:
         who, how = "no model asked", "refused by the similarity threshold"
+    elif result.get("refused"):
+        who, how = model, "withheld: unsupported terms" if result.get("unsupported") else "refused by the model"
     else:
         who, how = model, HOW_CITED[bool(result.get("structured"))]
     return "\n\n" + "\n\n".join(parts) + f"\n\n*{who} · {seconds:.1f} s · {how}*"

@@ -189,10 +189,12 @@ def load_rows(path) -> list:
 
 
 def interleave_kinds(items: list) -> list:
-    """The items taking turns by kind (answerable, in-domain, off-topic), so a run cut short covers each."""
+    """The items taking turns by split and kind (answerable, in-domain, off-topic), so a run cut short
+    covers each kind of each set."""
     groups = {}
     for item in items:
-        groups.setdefault("answerable" if item["answerable"] else "in-domain" in item["kind"], []).append(item)
+        kind = "answerable" if item["answerable"] else "in-domain" in item["kind"]
+        groups.setdefault((item.get("split"), kind), []).append(item)
     return [item for turn in itertools.zip_longest(*groups.values()) for item in turn if item]
 
 

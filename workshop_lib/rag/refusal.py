@@ -16,7 +16,7 @@ import re
 
 import openai
 
-from .answer import REMINDER, RETRIES, grounded_messages
+from .answer import NOT_FOUND, REMINDER, RETRIES, grounded_messages
 
 ASK = ("Do not answer yet. Do the sources above state the answer to this question? Reply only with JSON: "
        '{"answerable": true} or {"answerable": false}.')
@@ -73,6 +73,17 @@ def unsupported_terms(text: str, hits) -> list:
     return [t for t in answer_terms(text) if t.lower() not in sources]
 
 
+def withhold_unsupported(result: dict, hits) -> dict:
+    """The unsupported-terms stage for an answer already given (``answer()``'s, ``CitedAnswer.result()``'s):
+    one that names exact terms none of ``hits`` contains becomes a refusal. Adds ``"unsupported"``, those
+    terms, and ``"withheld"``, the answer's text a refusal replaced ("" when none was)."""
+    missing = [] if result["refused"] else unsupported_terms(result["text"], hits)
+    if not missing:
+        return {**result, "unsupported": [], "withheld": ""}
+    return {**result, "text": NOT_FOUND, "citations": [], "refused": True, "unsupported": missing,
+            "withheld": result["text"]}
+
+
 # The stages the lesson's pipeline uses after the cosine gate: both, since each can only add refusals. No full
 # run has yet compared them (evaluate.full_run does, on the test half and data/rag/heldout.json).
 USE_VERDICT = True
@@ -84,21 +95,21 @@ def grounded_answer(client, model: str, question: str, k: int = 5, threshold: fl
     """Lesson 04's pipeline: retrieve; refuse below the cosine ``threshold``; refuse when the model says the
     sources do not answer (``verdict``); else answer, and withhold an answer whose exact terms the sources
     do not contain (``terms``). Returns ``answer.answer``'s dict plus ``"stage"``, the step that refused
-    (``""`` when none did), and ``"withheld"``, the answer text a refusal replaced."""
-    from .answer import NOT_FOUND, THRESHOLD, citations, is_refusal, is_relevant, stream_chat
+    (``""`` when none did), and ``withhold_unsupported``'s ``"withheld"`` and ``"unsupported"``."""
+    from .answer import THRESHOLD, citations, is_refusal, is_relevant, stream_chat
     from .search import retrieve
     hits = retrieve(question, k=k, method="hybrid", index=index)
-    refused = {"text": NOT_FOUND, "citations": [], "hits": hits, "refused": True, "withheld": ""}
+    refused = {"text": NOT_FOUND, "citations": [], "hits": hits, "refused": True, "withheld": "", "unsupported": []}
     if not is_relevant(hits, THRESHOLD if threshold is None else threshold):
         stage = "cosine gate"
     elif verdict and sources_answer(client, model, question, hits) is False:
         stage = "verdict"
     else:
         text = stream_chat(client, model, grounded_messages(question, hits), on_text, max_tokens)
-        if terms and not is_refusal(text) and unsupported_terms(text, hits):
-            return {**refused, "stage": "terms", "withheld": text}
-        return {"text": text, "citations": citations(text, len(hits)), "hits": hits, "refused": is_refusal(text),
-                "stage": "model" if is_refusal(text) else "", "withheld": ""}
+        said = {"text": text, "citations": citations(text, len(hits)), "hits": hits, "refused": is_refusal(text)}
+        checked = withhold_unsupported(said, hits) if terms else {**said, "unsupported": [], "withheld": ""}
+        stage = "terms" if checked["withheld"] else "model" if said["refused"] else ""
+        return {**checked, "stage": stage}
     if on_text:
         on_text(NOT_FOUND)
     return {**refused, "stage": stage}

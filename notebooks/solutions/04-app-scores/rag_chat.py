@@ -3,9 +3,10 @@
     chainlit run notebooks/apps/rag_chat.py --host 127.0.0.1 --port 8123
 
 Each question: retrieve passages (``rag.retrieve``), refuse below the similarity threshold, else stream
-the model's answer, cited by construction (``rag.CitedAnswer``), and attach each passage as a clickable
-source. The endpoint is the one ``wl.connect()`` finds (the notebook passes its own via WORKSHOP_ENDPOINT
-and WORKSHOP_API_KEY). ``workshop_lib`` keeps only the noise: retrieval, the grounded prompt, the endpoint,
+the model's answer, cited by construction (``rag.CitedAnswer``), withhold it if it names terms no passage
+contains (``refusal.withhold_unsupported``), and attach each passage as a clickable source. The
+endpoint is the one ``wl.connect()`` finds (the notebook passes its own via WORKSHOP_ENDPOINT and
+WORKSHOP_API_KEY). ``workshop_lib`` keeps only the noise: retrieval, the grounded prompt, the endpoint,
 and cleaning input and error messages (``chainlit_app``).
 """
 import asyncio
@@ -16,6 +17,7 @@ import openai
 from chainlit.input_widget import Select
 
 from workshop_lib import rag
+from workshop_lib.rag import refusal
 from workshop_lib.apps import chainlit_app as app
 from workshop_lib.runtime import capabilities, clients
 
@@ -73,9 +75,10 @@ async def on_message(message: cl.Message):
         await reply.stream_token(app.error_message(exc))
         await reply.send()
         return
-    result = answer.result()
-    if result["refused"]:
-        await reply.stream_token(app.not_found(hits, "the model found no answer in the passages", answer.shown))
+    # the second refusal stage: an answer naming flags, endpoints or options that no passage contains is withheld
+    result = refusal.withhold_unsupported(answer.result(), hits)
+    if result["refused"]:  # the refusal replaces whatever was streamed
+        await reply.stream_token(app.refusal(notes, hits, result), is_sequence=True)
     await reply.stream_token(app.footer(lines, result, model, time.perf_counter() - started))
     reply.elements = [cl.Text(name=f"[{n}]", content=app.passage(chunk), display="side")
                       for n, (chunk, _score) in enumerate(hits, start=1)]
