@@ -54,13 +54,14 @@ def test_a_bad_rate_or_pattern_is_an_error_that_says_what_to_pass(rate, pattern)
 
 
 def test_requests_start_on_schedule_even_when_the_server_is_slower_than_the_rate():
-    # each answer takes 0.4 s; a closed loop of one would start them 0.4 s apart, the open loop 0.1 s apart
-    rows, duration = load.run_open_loop(SlowServer(0.4), "m", [PROMPT], rate=10, requests=4, pattern="constant",
+    # each answer takes 1.5 s; a closed loop of one would start them 1.5 s apart, the open loop 0.1 s apart.
+    # The bounds leave a busy CI machine a second of slack: what they catch is waiting for answers.
+    rows, duration = load.run_open_loop(SlowServer(1.5), "m", [PROMPT], rate=10, requests=4, pattern="constant",
                                         plan=bench.RequestPlan("allowed"))
     starts = [r["t_start_s"] for r in rows]
     assert [r["scheduled_s"] for r in rows] == [0.0, 0.1, 0.2, 0.3]
-    assert max(r["late_s"] for r in rows) < 0.08, starts
-    assert all(r["status"] == "ok" for r in rows) and duration < 1.2
+    assert max(starts) - min(starts) < 1.0, starts  # all four began before the first answer could end
+    assert all(r["status"] == "ok" for r in rows) and duration < 3.0  # a closed loop needs 6 s
 
 
 def row(ttft, tpot, e2e=1.0, status="ok"):

@@ -296,3 +296,10 @@ def test_the_library_threshold_is_what_the_tune_half_gives():
     best = [max(score for _, score in rag.retrieve(i["question"], k=5, index=index)) for i in tune]
     tuned = evaluate.tune_threshold(best, [i["answerable"] for i in tune], max_false_refusal=0.15)
     assert rag.THRESHOLD == tuned, f"rag.THRESHOLD is {rag.THRESHOLD}; the tune half gives {tuned}"
+
+
+@pytest.mark.parametrize("reply, expected", [
+    ("CORRECT", True), ("Correct.", True), ("INCORRECT", False), ("Not correct.", False),
+    ("The answer is not correct", False), ("", None), ("Hmm, hard to say", None), ("CORRECT or INCORRECT", None)])
+def test_the_judges_verdict_is_read_as_it_was_meant(reply, expected):
+    assert evaluate.verdict(reply) is expected

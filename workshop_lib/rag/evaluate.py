@@ -105,8 +105,8 @@ JUDGE = ("You grade answers. Reply with one word, CORRECT or INCORRECT: does the
 def verdict(reply: str):
     """The judge's verdict in ``reply``: True for CORRECT, False for INCORRECT, None when it says neither or
     both (unparseable). Only an explicit CORRECT counts: an empty or garbled reply is never a pass."""
-    words = set(re.findall(r"[A-Z]+", (reply or "").upper()))
-    said = {"CORRECT", "INCORRECT"} & words
+    text = re.sub(r"\bNOT\s+CORRECT\b", "INCORRECT", (reply or "").upper())  # "Not correct." is a verdict too
+    said = {"CORRECT", "INCORRECT"} & set(re.findall(r"[A-Z]+", text))
     return None if len(said) != 1 else said == {"CORRECT"}
 
 
