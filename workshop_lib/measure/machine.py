@@ -10,8 +10,9 @@
   the bytes almost unchanged: a decoder bound by memory gains nearly N times, one bound by compute
   gains little.
 
-Both figures are rough upper bounds for this job (llama.cpp's kernels work on packed integer blocks,
-not float32 matrices), and both depend on the machine and on what else runs on it.
+Both figures are yardsticks for this job, not its exact ceilings (llama.cpp's kernels work on packed integer
+blocks, not float32 matrices, and can beat a float32 product), and both depend on the machine and on what
+else runs on it.
 """
 import os
 import threading
