@@ -130,3 +130,11 @@ def test_a_server_that_follows_no_schema_has_no_structured_output(monkeypatch):
 @needs_server
 def test_the_embedded_llama_server_constrains_to_a_nested_json_schema(lab):
     assert capabilities.structured_style(lab) == "json_schema"
+
+
+def test_how_to_run_names_the_steps_for_each_backend_and_nothing_on_the_embedded_one():
+    def connection(backend):
+        return endpoint.Connection(None, backend, "http://127.0.0.1:9/v1", {"slm": "m", "llm": "m"}, ["m"])
+    assert "foundry server stop" in connection("foundry-service").how_to_run()
+    assert "unset WORKSHOP_ENDPOINT" in connection("environment").how_to_run()
+    assert connection("embedded").how_to_run() == ""

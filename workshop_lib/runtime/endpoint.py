@@ -98,6 +98,11 @@ class Connection:
               f"({self.backend} at {self.base_url}) does not offer.{how_to_run_skipped(self.backend)}")
         return False
 
+    def how_to_run(self) -> str:
+        """" To run it: ..." for a part a lesson skips on this backend: the commands that give it the embedded
+        llama.cpp backend ("" on that backend itself)."""
+        return how_to_run_skipped(self.backend)
+
     def token_counter(self, model: str):
         """``count(text) -> int`` with ``model``'s own tokenizer, asked over HTTP; None when the
         server has no tokenize endpoint (then count from ``usage``, never from chunks)."""
