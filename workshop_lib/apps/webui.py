@@ -289,15 +289,19 @@ def overhead_ms(results, column: str = "ttft_s", via: str = "open-webui", direct
     """What the UI layer adds to ``column`` (seconds) of a request, in milliseconds: the median over ``pair`` of
     (``via`` minus ``direct``). Paired because both requests of a pair ran back to back, so whatever slowed the
     machine for a while slowed both (``results``: one row per request, columns ``pair``, ``path``, ``column``)."""
+    return float(np.median(_paired_differences_ms(results, column, via, direct)))
+
+
+def _paired_differences_ms(results, column: str, via: str = "open-webui", direct: str = "direct"):
+    """Per pair, ``via`` minus ``direct`` in milliseconds (both requests of a pair side by side)."""
     side_by_side = results.pivot(index="pair", columns="path", values=column)
-    return float((side_by_side[via] - side_by_side[direct]).median() * 1000)
+    return (side_by_side[via] - side_by_side[direct]).to_numpy() * 1000
 
 
 def overhead_interval_ms(results, column: str = "ttft_s", level: float = 0.95) -> tuple:
     """A bootstrap interval over pairs for ``overhead_ms``: the pairs are resampled, each keeping its two
     requests together, so the interval is as paired as the median it brackets."""
-    side_by_side = results.pivot(index="pair", columns="path", values=column)
-    differences = (side_by_side["open-webui"] - side_by_side["direct"]).to_numpy() * 1000
+    differences = _paired_differences_ms(results, column)
     interval = stats.paired_bootstrap(len(differences), lambda i: {"median": float(np.median(differences[i]))},
                                       level=level)
     return float(interval.loc["median", "ci_low"]), float(interval.loc["median", "ci_high"])
