@@ -289,7 +289,7 @@ def overhead_ms(results, column: str = "ttft_s", via: str = "open-webui", direct
     """What the UI layer adds to ``column`` (seconds) of a request, in milliseconds: the median over ``pair`` of
     (``via`` minus ``direct``). Paired because both requests of a pair ran back to back, so whatever slowed the
     machine for a while slowed both (``results``: one row per request, columns ``pair``, ``path``, ``column``)."""
-    return float(np.median(_paired_differences_ms(results, column, via, direct)))
+    return float(np.nanmedian(_paired_differences_ms(results, column, via, direct)))  # as pandas: a missing pair is skipped
 
 
 def _paired_differences_ms(results, column: str, via: str = "open-webui", direct: str = "direct"):
