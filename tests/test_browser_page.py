@@ -155,6 +155,33 @@ def docs_subset(embedder):
 
 
 @pytest.mark.browser
+def test_the_model_file_reads_back_exactly_from_plain_bytes_and_is_released_after_loading(tiny_server):
+    # the page hands wllama the downloaded GGUF as bytes, never as a Blob that Chromium may page to disk
+    # and fail to read back (NotReadableError, met twice in CI-like runs)
+    with chromium_page() as tab:
+        webpage.open_page(tab, tiny_server.url, ep="wasm")
+        got = tab.evaluate("""async () => {
+          const { BytesFile } = await import("/chat.js");
+          const file = new BytesFile(new Uint8Array(10 << 20).map((_, i) => i % 251));
+          const part = [...new Uint8Array(await file.slice(5, 12).arrayBuffer())];
+          const reader = file.stream(3 << 20).getReader();
+          let read = 0, exact = true;
+          for (;;) {
+            const { done, value } = await reader.read();
+            if (done) break;
+            exact &&= value.every((b, j) => b === (read + j) % 251);
+            read += value.length;
+          }
+          file.release();
+          let afterRelease = null;
+          try { await file.slice(0, 1).arrayBuffer(); } catch (err) { afterRelease = String(err); }
+          return { part, read, exact, afterRelease, size: file.size, tail: file.slice(file.size - 2, file.size + 9).size };
+        }""")
+    assert got["part"] == [5, 6, 7, 8, 9, 10, 11] and got["read"] == got["size"] == 10 << 20 and got["exact"]
+    assert got["tail"] == 2 and "released" in got["afterRelease"]
+
+
+@pytest.mark.browser
 def test_tab_chat_streams_and_answers_from_the_docs_without_any_request_leaving(docs_subset):
     chunks, index = docs_subset
     with webpage.PageServer(index) as server, chromium_page(extra_flags=webpage.MEMORY_FLAGS) as tab:

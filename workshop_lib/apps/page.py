@@ -350,10 +350,6 @@ def chat_in_tab(tab, prompt: str, max_tokens: int, threads=None, rounds: int = 1
     """Load the chat model in ``tab`` (a page already open on the page server) with ``threads`` (None: the
     page's settings.js decides) and stream ``prompt`` ``rounds`` times; returns the load and the replies."""
     load = tab.evaluate("t => lab.loadChat({threads: t})", threads)
-    if not load["ready"] and "NotReadableError" in str(load.get("error")):
-        # Chromium could not read back the downloaded file's Blob (seen once in a CI-like run, cause not found):
-        # download it again, once; a second failure is reported as it is
-        load = tab.evaluate("t => lab.loadChat({threads: t})", threads)
     if not load["ready"]:
         raise WorkshopError(f"The page could not run the chat model: {load['error']}",
                             "Use a recent Chrome or Edge (the page says what is missing), with 1 GB of memory free.")

@@ -38,37 +38,66 @@ async function gpuProblem() {
   }
 }
 
-// Download the GGUF with progress (it is about 0.5 GB), then hand it to wllama as a Blob.
+// The downloaded GGUF, held as bytes in the page. wllama reads a model from Blob-like objects (size,
+// slice(a, b).arrayBuffer(), stream()). A real 0.5 GB Blob lives in Chromium's blob storage, which may page
+// it to disk, and reading it back failed now and then in CI (NotReadableError): plain bytes cannot.
+export class BytesFile {
+  constructor(bytes) { this.bytes = bytes; this.size = bytes.byteLength; }
+  part(start, end) {
+    if (!this.bytes) throw new Error("the model file was released after loading");
+    return this.bytes.slice(start, Math.min(end, this.size)); // a copy: wllama transfers the buffers it gets
+  }
+  slice(start = 0, end = this.size) {
+    return { size: Math.max(0, Math.min(end, this.size) - start), arrayBuffer: async () => this.part(start, end).buffer };
+  }
+  stream(step = 8 << 20) {
+    let offset = 0;
+    return new ReadableStream({ pull: (controller) => {
+      if (offset >= this.size) return controller.close();
+      controller.enqueue(this.part(offset, offset + step));
+      offset += step;
+    } });
+  }
+  release() { this.bytes = null; } // the tab then holds the model once, in WebAssembly memory
+}
+
+// Download the GGUF with progress (it is about 0.5 GB) straight into one buffer of the announced size, so the
+// tab never holds the file twice.
 async function download(url, onProgress) {
   const resp = await fetch(url);
   if (!resp.ok) throw new Error(`${url}: HTTP ${resp.status}`);
   const total = Number(resp.headers.get("Content-Length")) || 0;
-  const reader = resp.body.getReader(), parts = [];
+  if (!total) throw new Error(`${url}: the server sent no Content-Length`);
+  const bytes = new Uint8Array(total), reader = resp.body.getReader();
   let loaded = 0;
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
-    parts.push(value);
+    if (loaded + value.length > total) throw new Error(`${url}: more bytes than its Content-Length (${total})`);
+    bytes.set(value, loaded);
     loaded += value.length;
     onProgress(loaded, total);
   }
-  return new Blob(parts);
+  if (loaded !== total) throw new Error(`${url}: the download stopped at ${loaded} of ${total} bytes`);
+  return new BytesFile(bytes);
 }
 
 export async function loadChat({ url = "/model/chat.gguf", threads = null, onProgress = () => {} } = {}) {
   const choice = await chooseBackend(threads);
   const start = performance.now();
-  const blob = await download(url, onProgress);
+  const file = await download(url, onProgress);
   const downloadMs = performance.now() - start;
   const wllama = new Wllama({ default: "/wllama/wasm/wllama.wasm" }, { suppressNativeLog: true });
   wllama.setCompat(null); // never fetch wllama's compat build from its CDN
   try {
-    await wllama.loadModel([blob], { n_threads: choice.threads, n_ctx: contextTokens,
+    await wllama.loadModel([file], { n_threads: choice.threads, n_ctx: contextTokens,
       n_gpu_layers: choice.nGpuLayers, n_parallel: 1 });
   } catch (err) {
     throw new Error(`loading the model failed (${err}); a tab needs about 1 GB of free memory for it`);
+  } finally {
+    file.release(); // by now wllama has copied the file into WebAssembly memory, whichever way it reads it
   }
-  return { wllama, ...choice, downloadMs, loadMs: performance.now() - start, bytes: blob.size };
+  return { wllama, ...choice, downloadMs, loadMs: performance.now() - start, bytes: file.size };
 }
 
 // One streamed reply, timed with the page's clock exactly as lesson 00 times a server: TTFT is the first
