@@ -141,3 +141,14 @@ def test_close_stops_the_servers_stream():
     next(iterator)
     reply.close()
     assert client.closed
+
+
+def test_the_full_runs_app_answer_scores_the_structured_reply_and_withholds_unsupported_terms():
+    from workshop_lib.rag import evaluate
+    item = {"id": "q", "question": "How many slots?", "answer": "-np 4", "must_contain": ["-np"], "answerable": True,
+            "support": [{"path": "tools/server/README.md", "heading": "Params"}], "kind": "lookup"}
+    app = evaluate.app_answer(FakeClient(RAW), "m", item, HITS, "json_schema", 64)
+    assert app["correct"] and not app["refused"] and app["cited"] == 2 and app["cited_right"] == 1
+    invented = json.dumps({"answerable": True, "sources": [1], "answer": "Pass --slot-magic 4."})
+    app = evaluate.app_answer(FakeClient(invented), "m", item, HITS, "json_schema", 64)
+    assert app["refused"] and app["unsupported"] == ["--slot-magic"] and not app["correct"] and app["cited"] == 0

@@ -251,6 +251,25 @@ def test_stage_table_counts_each_stage_on_its_own_groups():
     assert 0 < low < 0.5 < high < 1
 
 
+def test_goal_table_scores_the_lesson_and_the_app_pipelines_on_the_same_questions():
+    base = {"model": "m", "model_refused": False, "unsupported": [], "verdict": True, "cited": 0, "cited_right": 0}
+    app = {"refused": False, "correct": False, "cited": 1, "cited_right": 0}
+    rows = [{**base, "answerable": True, "kind": "lookup", "best": 0.7, "correct": True, "cited": 1, "cited_right": 1,
+             "app": {**app, "correct": True, "cited_right": 1}},
+            {**base, "answerable": True, "kind": "lookup", "best": 0.7, "correct": False, "app": {**app, "cited": 2}},
+            {**base, "answerable": False, "kind": "in-domain unanswerable", "best": 0.6, "correct": False,
+             "app": {**app, "refused": True, "cited": 0}},
+            {**base, "answerable": True, "kind": "lookup", "best": 0.2, "correct": False, "app": app}]  # below the cut
+    lesson, app_line = evaluate.goal_table(rows, threshold=0.5)
+    assert (lesson["pipeline"], app_line["pipeline"]) == ("lesson", "app")
+    assert lesson["answered citing a source"][:2] == (1, 3) and app_line["answered citing a source"][:2] == (2, 2)
+    assert lesson["citations supporting"][:2] == (1, 1) and app_line["citations supporting"][:2] == (1, 3)
+    assert lesson["correct (answerable)"][:2] == (1, 3) and app_line["correct (answerable)"][:2] == (1, 3)
+    assert lesson["refused (in-domain unanswerable)"][:2] == (0, 1)
+    assert app_line["refused (in-domain unanswerable)"][:2] == (1, 1)
+    assert lesson["false refusals (answerable)"][:2] == app_line["false refusals (answerable)"][:2] == (1, 3)
+
+
 @pytest.mark.install  # reads llama.cpp's docs from the unpacked sdist
 @pytest.mark.parametrize("name", ["questions.json", "heldout.json"])
 def test_in_domain_unanswerable_questions_are_not_in_the_docs(name):

@@ -123,10 +123,12 @@ def judge(client, model: str, item, text: str):
 HELDOUT = DATA_DIR / "rag" / "heldout.json"
 
 
-def run_item(client, model: str, item, k: int = 5, max_tokens: int = 300, index=None) -> dict:
+def run_item(client, model: str, item, k: int = 5, max_tokens: int = 300, index=None, style=None) -> dict:
     """Everything the refusal stages and the answer scores need for one question and one model: the best
     cosine, the model's own verdict on the sources, and its answer (always asked, so each stage can be
-    judged on every question; the cosine gate is applied afterwards, in ``refusals``)."""
+    judged on every question; the cosine gate is applied afterwards, in ``refusals``). With ``style``
+    (``capabilities.structured_style``, "" for a Sources line) the app's answer, cited by construction, is
+    asked too: its scores are the row's ``app`` entry (see ``app_scores``)."""
     from .answer import answer
     from .refusal import sources_answer, unsupported_terms
     from .search import retrieve
@@ -135,10 +137,27 @@ def run_item(client, model: str, item, k: int = 5, max_tokens: int = 300, index=
     said = sources_answer(client, model, item["question"], hits)
     asked = time.perf_counter()
     result = answer(client, model, item["question"], k=k, threshold=-2.0, max_tokens=max_tokens, index=index)
-    return {**score_answer(result, item), "model": model, "kind": item["kind"], "split": item.get("split", ""),
-            "best": max(score for _, score in hits), "verdict": said, "verdict_seconds": asked - started,
-            "answer_seconds": time.perf_counter() - asked, "text": result["text"], "citations": result["citations"],
-            "model_refused": result["refused"], "unsupported": unsupported_terms(result["text"], hits)}
+    row = {**score_answer(result, item), "model": model, "kind": item["kind"], "split": item.get("split", ""),
+           "best": max(score for _, score in hits), "verdict": said, "verdict_seconds": asked - started,
+           "answer_seconds": time.perf_counter() - asked, "text": result["text"], "citations": result["citations"],
+           "model_refused": result["refused"], "unsupported": unsupported_terms(result["text"], hits)}
+    return row if style is None else {**row, "app": app_answer(client, model, item, hits, style, max_tokens)}
+
+
+def app_answer(client, model: str, item, hits, style: str, max_tokens: int) -> dict:
+    """The Chainlit app's answer to ``item`` from ``hits``: cited by construction (``CitedAnswer``), its
+    own ``answerable`` verdict, then the unsupported-terms stage; scored like ``score_answer``."""
+    from .answer import CitedAnswer
+    from .refusal import withhold_unsupported
+    started = time.perf_counter()
+    reply = CitedAnswer(client, model, item["question"], hits, style, max_tokens)
+    for _piece in reply:
+        pass
+    said = reply.result()
+    checked = withhold_unsupported(said, hits)
+    return {**score_answer(checked, item), "style": style, "seconds": time.perf_counter() - started,
+            "model_refused": said["refused"], "unsupported": checked["unsupported"], "text": said["text"],
+            "citations": said["citations"]}
 
 
 STAGES = {  # each refuses when the cosine gate or the model itself does, and when ...
@@ -177,6 +196,45 @@ def stage_table(rows, threshold: float) -> list:
     return table
 
 
+def pipeline_outcomes(rows, threshold: float, pipeline: str) -> list:
+    """Per row, what the ``pipeline`` did: "lesson" (``refusal.grounded_answer``: the cosine gate, the
+    verdict call, a plain answer, the terms stage) or "app" (the cosine gate, then ``app_answer``)."""
+    if pipeline == "lesson":
+        return [{**row, "refused": gone} for row, gone in zip(rows, refusals(rows, threshold, PIPELINE))]
+    return [{**row["app"], "answerable": row["answerable"], "kind": row["kind"],
+             "refused": row["best"] < threshold or row["app"]["refused"]} for row in rows if "app" in row]
+
+
+def goal_table(rows, threshold: float) -> list:
+    """The issue's goals per model and pipeline, each as (count, n, 95 % Wilson low, high): answered
+    questions citing a source, citations of answered answerable questions that support the answer,
+    correct answers among answerable questions, in-domain unanswerable ones refused, answerable ones
+    wrongly refused."""
+    from ..measure.stats import wilson
+
+    def share(k, n):
+        return (k, n, *wilson(k, n))
+    table = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        for pipeline in ("lesson", "app"):
+            done = pipeline_outcomes([r for r in rows if r["model"] == model], threshold, pipeline)
+            if not done:
+                continue
+            answered = [r for r in done if not r["refused"]]
+            cited = [r for r in answered if r["answerable"]]
+            table.append({"model": model, "pipeline": pipeline,
+                          "answered citing a source": share(sum(r["cited"] > 0 for r in answered), len(answered)),
+                          "citations supporting": share(sum(r["cited_right"] for r in cited), sum(r["cited"] for r in cited)),
+                          "correct (answerable)": share(sum(r["correct"] and not r["refused"] for r in done if r["answerable"]),
+                                                        sum(r["answerable"] for r in done)),
+                          "refused (in-domain unanswerable)": share(
+                              sum(r["refused"] for r in done if "in-domain" in r["kind"] and not r["answerable"]),
+                              sum("in-domain" in r["kind"] and not r["answerable"] for r in done)),
+                          "false refusals (answerable)": share(sum(r["refused"] for r in done if r["answerable"]),
+                                                               sum(r["answerable"] for r in done))})
+    return table
+
+
 def load_rows(path) -> list:
     """The rows a full run wrote, one JSON object per line (a cut-off last line is skipped)."""
     rows = []
@@ -203,19 +261,32 @@ def full_run(out, models: list, sets=("questions", "heldout"), splits=("test", "
     appended to ``out``; rows already there are kept, so an interrupted run resumes. Each question goes to
     every model before the next, so a run cut short still holds paired rows."""
     from tqdm.auto import tqdm
+    from ..runtime.capabilities import structured_style
     from ..runtime.endpoint import connect
     lab = connect(verbose=False)
+    style = structured_style(lab)
     items = interleave_kinds([i for name in sets for i in load_questions(QUESTIONS if name == "questions" else HELDOUT)
                               if i.get("split") in splits])
     done = {(r["id"], r["model"]) for r in load_rows(out)} if Path(out).exists() else set()
     models = [lab.model(m) if m in ("slm", "llm") else m for m in models]
     for item in tqdm(items, desc="full run"):
         for model in (m for m in models if (item["id"], m) not in done):
-            row = run_item(lab.client, model, item, k=k)
+            row = run_item(lab.client, model, item, k=k, style=style)
             with open(out, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(row) + "\n")
 
 
-if __name__ == "__main__":  # python -m workshop_lib.rag.evaluate OUT.jsonl slm llm
+def print_goals(rows, threshold: float) -> None:
+    """The goal table as text, one line per model and pipeline: count/n (percent, Wilson interval)."""
+    for line in goal_table(rows, threshold):
+        print(f"{line['model']} · {line['pipeline']} pipeline ({sum(1 for r in rows if r['model'] == line['model'])} questions)")
+        for name, (k, n, low, high) in ((key, value) for key, value in line.items() if isinstance(value, tuple)):
+            print(f"  {name}: {k}/{n}" + (f" ({k / n:.0%}, {low:.0%} to {high:.0%})" if n else ""))
+
+
+if __name__ == "__main__":  # python -m workshop_lib.rag.evaluate OUT.jsonl slm llm  (--report OUT.jsonl: scores only)
     import sys
-    full_run(sys.argv[1], sys.argv[2:] or ["slm", "llm"])
+    from .answer import THRESHOLD
+    if sys.argv[1] != "--report":
+        full_run(sys.argv[1], sys.argv[2:] or ["slm", "llm"])
+    print_goals(load_rows(sys.argv[-1] if sys.argv[1] == "--report" else sys.argv[1]), THRESHOLD)
