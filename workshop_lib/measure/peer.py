@@ -155,13 +155,17 @@ def run_peer(base_url: str, model: str, api_key, folder: Path, timeout: float = 
     name = f"guidellm-{shape['seed']}"
     report, config = folder / f"{name}.json", folder / f"{name}-config.json"
     config.write_text(json.dumps(scenario(base_url, model, api_key, report, **shape), indent=1))
+    if os.name != "nt":
+        config.chmod(0o600)  # it holds the server's API key
     done = subprocess.run([str(executable()), "run", "--config", str(config), "--disable-console"],
                           env=guidellm_environment(), cwd=folder, capture_output=True, text=True,
                           errors="replace", timeout=timeout)
+    log = folder / f"{name}.log"  # kept: GuideLLM's own account of the run, for a figure that looks odd
+    log.write_text(done.stdout + done.stderr, encoding="utf-8")
     if done.returncode != 0 or not report.is_file():
         tail = "".join((done.stdout + done.stderr).splitlines(True)[-12:])
         raise WorkshopError(f"GuideLLM failed (exit {done.returncode}) against {base_url}:\n{tail}",
-                            f"Read the lines above; its configuration is {config}.")
+                            f"Read the lines above (all of them: {log}); its configuration is {config}.")
     return json.loads(report.read_text(encoding="utf-8"))
 
 
