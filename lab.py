@@ -172,6 +172,9 @@ def install_extras(extras: tuple) -> None:
         # Open WebUI has a venv of its own (it pins packages that clash with ours), on a Python it supports
         if lib("webui", "install", check=False) not in (0, WEBUI_SKIPPED):
             sys.exit("lab.py: installing Open WebUI failed; the lines above say why.")
+        # GuideLLM (lesson 03's peer check) too, in a venv of its own; without it the smoke run skips that cell
+        if run(venv_python(), "-m", "workshop_lib.measure.peer", "install", check=False) != 0:
+            say("installing GuideLLM failed (the lines above say why): lesson 03 skips its peer comparison")
 
 
 def register_kernel() -> None:

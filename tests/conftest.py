@@ -3,7 +3,7 @@
 No test writes to the learner's cache (``config.cache_dir()``: their server's key, records and logs):
 - a test with none of the markers ``server``, ``browser``, ``install`` gets an empty cache of its own;
 - a test with one of them shares one cache per test session in which the finished artifacts of the real
-  cache (the llama-server build, the assembled models, converted ONNX models, Open WebUI's venv) are
+  cache (the llama-server build, the assembled models, converted ONNX models, Open WebUI's and GuideLLM's venvs) are
   linked, entry by entry, so they are reused and never rebuilt, while its own state stays in the temporary
   folder. Servers started there are stopped when the session ends.
 """
@@ -60,7 +60,8 @@ def finished_artifacts(real: Path):
     complete = {"llama.cpp": lambda p: (p / "READY").exists(),
                 "models": lambda p: p.is_file() and ".partial-" not in p.name and not p.name.startswith("."),
                 "onnx": lambda p: (p / "genai_config.json").exists(),
-                "webui": lambda p: p.name == "venv" and (p / ".installed").exists()}
+                "webui": lambda p: p.name == "venv" and (p / ".installed").exists(),
+                "peer": lambda p: p.name == "venv" and (p / ".installed").exists()}
     for folder, is_complete in complete.items():
         if (real / folder).is_dir():
             yield from ((folder, entry.name) for entry in sorted((real / folder).iterdir()) if is_complete(entry))

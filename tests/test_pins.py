@@ -8,11 +8,12 @@ import pytest
 
 from workshop_lib import extras
 from workshop_lib.apps import webui
+from workshop_lib.measure import peer
 from workshop_lib.runtime import compat_server
 
 ROOT = Path(__file__).resolve().parents[1]
 HASHED = [ROOT / "requirements-embedded.txt", ROOT / "requirements-eval-nodeps.txt", compat_server.REQUIREMENTS,
-          webui.REQUIREMENTS]
+          webui.REQUIREMENTS, peer.REQUIREMENTS]
 REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s;]+)(\s*;[^-]*?)?"  # a marker, uv's place
                          r"((?:\s+--hash=sha256:[0-9a-f]{64})+)(\s*;.*)?$")
 
