@@ -193,10 +193,13 @@ def check_sdist(path: Path) -> None:
                          "settings (pip config list), then run again.")
 
 
+HAS_DATA_FILTER = hasattr(tarfile, "data_filter")  # Python 3.12 and 3.11.4+ (a test turns it off)
+
+
 def safe_extract(tar: tarfile.TarFile, dest: Path) -> None:
     """Extract regular files and folders only, each inside ``dest``. Python 3.12 and 3.11.4+ do that
     check themselves (``filter="data"``); 3.11.0 to 3.11.3 lack the argument, so check by hand."""
-    if hasattr(tarfile, "data_filter"):
+    if HAS_DATA_FILTER:
         tar.extractall(dest, filter="data")
         return
     root = Path(dest).resolve()
