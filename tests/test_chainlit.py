@@ -21,6 +21,9 @@ from workshop_lib.config import DATA_DIR
 from workshop_lib.errors import EndpointError, PortInUseError, WorkshopError
 from workshop_lib.runtime import process
 
+# Chainlit is absent: this Python gets none (the lesson's one sentence), or the rag extra is not installed yet
+NO_CHAINLIT = app.skipped() or "pip install -r requirements-rag.txt (lesson 04's extra)"
+needs_chainlit = pytest.mark.skipif(importlib.util.find_spec("chainlit") is None, reason=NO_CHAINLIT)
 FALLBACK_QUESTION = "Which llama-server option sets the number of parallel slots?"
 ANSWER = ".step[data-step-type='assistant_message']"
 
@@ -115,6 +118,46 @@ def test_a_missing_app_file_is_a_clear_error(monkeypatch, tmp_path):
         app.start(SimpleNamespace(base_url="http://127.0.0.1:9/v1"), script=tmp_path / "nope.py")
 
 
+def without_chainlit(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(app.importlib.util, "find_spec", lambda name, *a: None if name == "chainlit" else real(name, *a))
+
+
+def test_a_python_the_pin_excludes_skips_the_app_with_one_sentence(monkeypatch, tmp_path, capsys):
+    """Chainlit absent because its pin's marker is false here (a real marker, false on every Python): one
+    sentence says what is skipped and what to do; start() and the command line say it too, start nothing."""
+    req = tmp_path / "requirements-rag.txt"
+    req.write_text('bm25s==0.3.16\nchainlit==2.12.0 ; python_version < "3"\n')
+    without_chainlit(monkeypatch)
+    said = app.skipped(req)
+    assert said.startswith("Chainlit app skipped: ") and said.count(". ") == 0 and said.endswith(".")
+    assert 'chainlit 2.12.0 only where python_version < "3"' in said and "Python 3.13 or older" in said
+    assert "everything else in lesson 04 runs" in said
+    monkeypatch.setattr(app, "REQUIREMENTS", req)
+    before = process.running(app.NAME)
+    with pytest.raises(app.ChainlitNotSupported) as err:
+        app.start(SimpleNamespace(base_url="http://127.0.0.1:9/v1"))
+    assert str(err.value) == said
+    assert app.main(["start"]) == app.SKIPPED_EXIT and capsys.readouterr().out.strip() == said
+    assert process.running(app.NAME) == before
+
+
+def test_chainlit_merely_not_installed_yet_says_to_install_it(monkeypatch, tmp_path):
+    req = tmp_path / "requirements-rag.txt"
+    req.write_text('chainlit==2.12.0 ; python_version >= "3"\n')  # it would install here: no skip
+    without_chainlit(monkeypatch)
+    assert app.skipped(req) is None
+    monkeypatch.setattr(app, "REQUIREMENTS", req)
+    with pytest.raises(WorkshopError, match="not installed") as err:
+        app.start(SimpleNamespace(base_url="http://127.0.0.1:9/v1"))
+    assert not isinstance(err.value, app.ChainlitNotSupported)
+
+
+def test_with_chainlit_installed_nothing_is_skipped(monkeypatch):
+    monkeypatch.setattr(app.importlib.util, "find_spec", lambda name, *a: SimpleNamespace(name=name))
+    assert app.skipped() is None
+
+
 def test_down_message_says_what_happened_and_what_to_do():
     text = app.down_message(EndpointError("The model endpoint http://x is not answering.", "Run serve."))
     assert "not answering" in text and "Run serve." in text and "send your question again" in text
@@ -159,7 +202,7 @@ def test_a_taken_port_is_a_clear_error():
     assert "WORKSHOP_CHAINLIT_PORT" in err.value.fix
 
 
-@pytest.mark.skipif(importlib.util.find_spec("chainlit") is None, reason="pip install chainlit==2.12.0 (lesson 04's extra)")
+@needs_chainlit
 def test_a_down_endpoint_is_a_clear_error_before_anything_starts():
     before = process.running(app.NAME)
     down = SimpleNamespace(base_url=f"http://127.0.0.1:{closed_port()}/v1", api_key=None, models={}, available=[])
@@ -206,7 +249,8 @@ def lab():
 
 @pytest.fixture(scope="module")
 def app_url(lab, rag):
-    pytest.importorskip("chainlit", reason="pip install -r requirements-rag.txt")
+    if importlib.util.find_spec("chainlit") is None:
+        pytest.skip(NO_CHAINLIT)
     rag.retrieve("llama-server", k=1)  # build or load the index here, not inside the browser's wait
     app.stop()
     started = time.perf_counter()

@@ -14,6 +14,23 @@ def test_missing_pins_reads_only_exact_pins(tmp_path):
     assert extras.missing_pins(req) == ["no-such-package-xyz==1.0"]
 
 
+def test_a_pin_whose_marker_is_false_here_is_not_missing(tmp_path):
+    """pip skips a pin whose environment marker is false (chainlit on Python 3.14): require() must not
+    count it as missing, or it would reinstall the extra every time; a true marker still counts."""
+    req = tmp_path / "requirements-demo.txt"
+    req.write_text('no-such-package-old==1.0 ; python_version < "3"\n'
+                   'no-such-package-new==2.0 ; python_version >= "3"  # a comment\n'
+                   'no-such-package-hashed==3.0 ; sys_platform == "no-such-os" \\\n    --hash=sha256:00\n')
+    assert extras.missing_pins(req) == ["no-such-package-new==2.0"]
+    assert [name for name, _, _ in extras.skipped_pins(req)] == ["no-such-package-old", "no-such-package-hashed"]
+    assert extras.pins(req)[0] == ("no-such-package-old", "1.0", 'python_version < "3"')
+
+
+def test_the_rag_extra_pins_chainlit_only_where_it_installs():
+    pins = {name: marker for name, _, marker in extras.pins(extras.requirement_file("rag"))}
+    assert pins["chainlit"] == 'python_version < "3.14"' and pins["bm25s"] is None
+
+
 def test_local_version_label_satisfies_the_pin():
     assert extras.same_version("2.13.0+cpu", "2.13.0")
     assert not extras.same_version("2.13.1", "2.13.0") and not extras.same_version(None, "1.0")

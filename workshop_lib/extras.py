@@ -2,7 +2,9 @@
 
 ``require("rag")`` makes sure every pin of ``requirements-rag.txt`` is installed in the running
 Python environment and pip-installs the file if not, so ``python lab.py start`` stays quick and a
-lesson pays only for what it uses. A first line ``# pip-options: --no-deps`` is passed on to pip.
+lesson pays only for what it uses. A first line ``# pip-options: --no-deps`` is passed on to pip. A pin
+with an environment marker (``chainlit==2.12.0 ; python_version < "3.14"``) counts only where its marker
+holds, as pip installs it only there.
 """
 import importlib
 import importlib.metadata
@@ -11,12 +13,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from packaging.markers import InvalidMarker, Marker
 from tqdm.auto import tqdm
 
 from .config import REPO_ROOT, cache_dir
 from .errors import DataFileError, WorkshopError
 
 PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*==\s*([^\s;#\\]+)")
+OPTION = re.compile(r"\s--?[A-Za-z][\w-]*(?:[= ]\S+)?")  # --hash=sha256:..., per-requirement pip options
 
 
 def extra_names(root: Path = REPO_ROOT) -> list:
@@ -32,17 +36,47 @@ def requirement_file(name: str, root: Path = REPO_ROOT) -> Path:
     return path
 
 
-def missing_pins(path: Path) -> list:
-    """``name==version`` lines of ``path`` whose exact version is not installed here."""
-    missing = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+def pins(path: Path) -> list:
+    """``(name, version, marker)`` for each ``name==version`` line of ``path`` (continuation lines joined);
+    ``marker`` is its environment marker's text, or None."""
+    text = re.sub(r"\\\r?\n", " ", path.read_text(encoding="utf-8"))
+    found = []
+    for line in text.splitlines():
         if m := PIN.match(line):
-            try:
-                installed = importlib.metadata.version(m.group(1))
-            except importlib.metadata.PackageNotFoundError:
-                installed = None
-            if not same_version(installed, m.group(2)):
-                missing.append(f"{m.group(1)}=={m.group(2)}")
+            rest = OPTION.sub(" ", line[m.end():].split(" #")[0])
+            marker = rest.split(";", 1)[1].strip() if ";" in rest else None
+            found.append((m.group(1), m.group(2), marker or None))
+    return found
+
+
+def applies(marker) -> bool:
+    """Whether a pin's environment marker holds in this Python (no marker: always)."""
+    if marker is None:
+        return True
+    try:
+        return Marker(marker).evaluate()
+    except InvalidMarker as exc:
+        raise DataFileError(f"The environment marker {marker!r} is not one pip reads: {exc}.",
+                            "Write it as PEP 508 says, e.g. python_version < \"3.14\".") from exc
+
+
+def skipped_pins(path: Path) -> list:
+    """``(name, version, marker)`` of the pins of ``path`` that pip skips here: their marker is false."""
+    return [pin for pin in pins(path) if not applies(pin[2])]
+
+
+def missing_pins(path: Path) -> list:
+    """``name==version`` pins of ``path`` that apply here (marker true or none) and are not installed."""
+    missing = []
+    for name, version, marker in pins(path):
+        if not applies(marker):
+            continue
+        try:
+            installed = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            installed = None
+        if not same_version(installed, version):
+            missing.append(f"{name}=={version}")
     return missing
 
 

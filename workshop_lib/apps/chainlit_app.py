@@ -6,7 +6,9 @@ exactly the endpoint and key of ``lab`` (the notebook's ``wl.connect()``), and r
 ends it. Chainlit writes ``.chainlit/``, ``.files/`` and ``chainlit.md`` into its working directory, so it
 runs from ``cache_dir()/chainlit``, never from the repository. This module does not import Chainlit
 (importing it writes those folders into the current directory); the helpers the app file calls take
-what they need from it as arguments.
+what they need from it as arguments. Where ``requirements-rag.txt`` installs no Chainlit (its pin's marker
+excludes this Python: 2.12.0 declares Requires-Python <3.14), ``skipped()`` is the one sentence the lesson
+prints instead of starting the app, and ``start`` raises ``ChainlitNotSupported`` with it.
 
     python -m workshop_lib.apps.chainlit_app start [--port N] | status | stop
 """
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import openai
 
+from .. import extras
 from ..config import REPO_ROOT, cache_dir, setting, write_atomic
 from ..errors import WorkshopError
 from ..rag.answer import NOT_FOUND
@@ -31,6 +34,8 @@ from ..runtime.server import HOST, choose_app_port
 
 NAME = "chainlit"  # the process record's name (cache_dir()/procs/chainlit.json)
 SCRIPT = REPO_ROOT / "notebooks" / "apps" / "rag_chat.py"  # the learner's app file
+REQUIREMENTS = REPO_ROOT / "requirements-rag.txt"  # where Chainlit is pinned (with the Pythons it installs on)
+SKIPPED_EXIT = 3  # `chainlit_app start`'s exit code when this Python gets no Chainlit (as `webui install`'s)
 MAX_QUESTION_CHARS = 2000  # a pasted log or book would crowd the sources out of a small model's context
 WELCOME = """# Ask the llama.cpp documentation
 
@@ -197,7 +202,35 @@ def home() -> Path:
     return path
 
 
+class ChainlitNotSupported(WorkshopError):
+    """This Python gets no Chainlit: requirements-rag.txt's pin excludes it by its marker. Its text is
+    ``skipped()``'s one sentence, which already says what to do."""
+
+    def __init__(self, sentence: str):
+        self.problem, self.fix = sentence, FIX
+        RuntimeError.__init__(self, sentence)
+
+
+FIX = "use Python 3.13 or older (everything else in lesson 04 runs on this one)"
+
+
+def skipped(requirements=None):
+    """The one sentence that says the Chainlit app is skipped here and what to do, when Chainlit is not
+    installed because its pin's marker excludes this Python; None when it is installed or should be."""
+    if importlib.util.find_spec("chainlit") is not None:
+        return None
+    pin = next((p for p in extras.skipped_pins(Path(requirements or REQUIREMENTS)) if p[0].lower() == "chainlit"), None)
+    if pin is None:
+        return None
+    name, version, marker = pin
+    return (f"Chainlit app skipped: requirements-rag.txt installs {name} {version} only where {marker}, the "
+            f"Pythons it supports (Chainlit/chainlit#2828), so Python {extras.python_version()} has none; to run "
+            f"lesson 04's chat app, {FIX}.")
+
+
 def _require_chainlit() -> None:
+    if sentence := skipped():
+        raise ChainlitNotSupported(sentence)
     if importlib.util.find_spec("chainlit") is None:
         raise WorkshopError("Chainlit is not installed in this environment.",
                             "Run `wl.require(\"rag\")` in the notebook (or `pip install -r requirements-rag.txt`), "
@@ -288,6 +321,9 @@ def main(argv=None) -> int:
             print("Stopped the Chainlit app." if stop() else "The Chainlit app was not running.")
         else:
             print(status())
+    except ChainlitNotSupported as exc:  # not a failure: this Python gets no Chainlit, and it says so
+        print(exc.problem)
+        return SKIPPED_EXIT
     except WorkshopError as exc:
         print(exc, file=sys.stderr)
         return 1
