@@ -102,6 +102,22 @@ def require(name: str, root: Path = REPO_ROOT) -> None:
     importlib.invalidate_caches()  # let this kernel import what was just installed
 
 
+def hashed_install_arguments(requirements: Path) -> list:
+    """pip's arguments for a hash-pinned lock: ``--require-hashes --no-deps`` (the file's first line) makes pip
+    refuse a package that is not listed with its hash, or whose download does not match."""
+    return ["install", *pip_options(requirements), "-r", str(requirements)]
+
+
+def run_pip_for(tool: str, retry: str, args: list, log: Path, python, progress: bool, what: str) -> None:
+    """``run_pip`` in ``tool``'s own venv (``python``); a failure keeps pip's cause and names ``retry``, the
+    command that retries the install."""
+    try:
+        run_pip(args, log, python=python, desc=f"pip {what}", progress=progress)
+    except WorkshopError as exc:
+        raise WorkshopError(f"Installing {what} for {tool} failed: {exc.problem}",
+                            f"{exc.fix.split(' Then run:')[0]} Then run `{retry}` again.") from None
+
+
 def run_pip(args: list, log: Path, python=None, desc: str = "pip", progress: bool = True) -> None:
     """Run pip (of ``python``, default this interpreter), its output appended to ``log``, a bar
     counting the packages it handles; a failure raises with the log's last lines."""

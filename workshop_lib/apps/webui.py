@@ -131,9 +131,7 @@ def install(progress: bool = True) -> float:
 
 
 def install_arguments(requirements: Path = REQUIREMENTS) -> list:
-    """pip's arguments for everything but torch: ``--require-hashes --no-deps`` (the file's first line) makes pip
-    refuse a package that is not listed with its hash, or whose download does not match."""
-    return ["install", *extras.pip_options(requirements), "-r", str(requirements)]
+    return extras.hashed_install_arguments(requirements)
 
 
 def _make_venv(python: Path) -> None:
@@ -150,13 +148,7 @@ def _make_venv(python: Path) -> None:
 
 
 def _pip(args: list, log: Path, progress: bool, what: str) -> None:
-    """pip in the app's venv; a failure keeps pip's cause and names the command that retries the install."""
-    try:
-        extras.run_pip(args, log, python=_venv_python(), desc=f"pip {what}", progress=progress)
-    except WorkshopError as exc:
-        raise WorkshopError(f"Installing {what} for Open WebUI failed: {exc.problem}",
-                            f"{exc.fix.split(' Then run:')[0]} Then run `python -m workshop_lib webui install` "
-                            "again.") from None
+    extras.run_pip_for("Open WebUI", "python -m workshop_lib webui install", args, log, _venv_python(), progress, what)
 
 
 def secret_key() -> str:

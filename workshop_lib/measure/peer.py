@@ -90,19 +90,11 @@ def install(progress: bool = True) -> float:
 
 
 def install_arguments(requirements: Path = REQUIREMENTS) -> list:
-    """pip's arguments for everything but torch: ``--require-hashes --no-deps`` (the file's first line) makes pip
-    refuse a package that is not listed with its hash, or whose download does not match."""
-    return ["install", *extras.pip_options(requirements), "-r", str(requirements)]
+    return extras.hashed_install_arguments(requirements)
 
 
 def _pip(args: list, log: Path, progress: bool, what: str) -> None:
-    """pip in GuideLLM's venv; a failure keeps pip's cause and names the command that retries."""
-    try:
-        extras.run_pip(args, log, python=venv_python(), desc=f"pip {what}", progress=progress)
-    except WorkshopError as exc:
-        raise WorkshopError(f"Installing {what} for GuideLLM failed: {exc.problem}",
-                            f"{exc.fix.split(' Then run:')[0]} Then run `python -m workshop_lib.measure.peer "
-                            "install` again.") from None
+    extras.run_pip_for("GuideLLM", "python -m workshop_lib.measure.peer install", args, log, venv_python(), progress, what)
 
 
 def tokenizer_folder() -> Path:
