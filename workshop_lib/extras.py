@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from packaging.markers import InvalidMarker, Marker
+from packaging.requirements import InvalidRequirement, Requirement
 from tqdm.auto import tqdm
 
 from .config import REPO_ROOT, cache_dir
@@ -43,9 +44,12 @@ def pins(path: Path) -> list:
     found = []
     for line in text.splitlines():
         if m := PIN.match(line):
-            rest = OPTION.sub(" ", line[m.end():].split(" #")[0])
-            marker = rest.split(";", 1)[1].strip() if ";" in rest else None
-            found.append((m.group(1), m.group(2), marker or None))
+            try:
+                marker = Requirement(OPTION.sub(" ", line.split(" #")[0])).marker
+            except InvalidRequirement as exc:
+                raise DataFileError(f"{path}: {line.strip()!r} is not a requirement pip reads: {exc}.",
+                                    "Write its marker as PEP 508 says, e.g. python_version < \"3.14\".") from exc
+            found.append((m.group(1), m.group(2), str(marker) if marker else None))
     return found
 
 
