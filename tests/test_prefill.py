@@ -1,6 +1,10 @@
 """Lesson 03's prompt-length sweep: prompts of the asked size, and where TTFT leaves its straight line."""
-import pandas as pd
+from types import SimpleNamespace
 
+import pandas as pd
+import pytest
+
+from conftest import needs_server
 from workshop_lib.measure import prefill
 
 
@@ -33,3 +37,38 @@ def test_too_few_lengths_give_no_fit_rather_than_a_guess():
 
 def test_a_server_without_token_counts_gives_no_fit_and_no_prefill_speed():
     assert prefill.linear_until(pd.DataFrame({"words": [64, 256], "ttft_s": [0.3, 0.9]}))["per_token_s"] is None
+
+
+def sweep_table():
+    return pd.DataFrame({"words": [64, 512], "prompt_tokens": [90.0, 610.5], "ttft_s": [0.3, 2.0],
+                         "decode_tps": [30.0, 24.0]})
+
+
+def test_llama_bench_runs_at_each_prompts_depth_beside_the_embedded_server(monkeypatch):
+    asked = []
+
+    def fake_bench(path, threads, n_prompt, n_gen, repetitions, depth):
+        asked.append((n_prompt, n_gen, depth))
+        return {"tg_tps": 40.0 - depth / 100, "tg_std": 0.5, "depth": depth}
+    monkeypatch.setattr(prefill.llamacpp, "llama_bench", fake_bench)
+    lab = SimpleNamespace(backend="embedded")
+    out = prefill.with_bench_depths(lab, "qwen2.5-coder-0.5b", sweep_table(), n_gen=16)
+    assert asked == [(0, 16, 90), (0, 16, 610)]  # the prompt's depth, rounded; decode only
+    assert list(out["bench_decode_tps"]) == [39.1, 33.9]
+    assert list(out["server/llama-bench"].round(3)) == [round(30 / 39.1, 3), round(24 / 33.9, 3)]
+
+
+def test_no_llama_bench_where_it_cannot_read_the_servers_model_file(monkeypatch):
+    monkeypatch.setattr(prefill.llamacpp, "llama_bench", lambda *a, **k: pytest.fail("llama-bench was run"))
+    for lab, model in ((SimpleNamespace(backend="foundry-service"), "qwen2.5-coder-0.5b"),
+                       (SimpleNamespace(backend="embedded"), "someone-elses-model")):
+        assert "bench_decode_tps" not in prefill.with_bench_depths(lab, model, sweep_table())
+    no_counts = sweep_table().assign(prompt_tokens=[None, None])
+    assert "bench_decode_tps" not in prefill.with_bench_depths(SimpleNamespace(backend="embedded"), "qwen2.5-coder-0.5b", no_counts)
+
+
+@needs_server
+def test_llama_bench_reports_the_depth_it_was_asked_to_run_at():
+    from workshop_lib.runtime import models
+    deep = prefill.bench_depths(models.get_spec("qwen2.5-coder-0.5b").path, threads=2, depths=[0, 256], n_gen=4)
+    assert list(deep["prompt_tokens"]) == [0, 256] and (deep["bench_decode_tps"] > 0).all()

@@ -19,6 +19,7 @@ def test_speedup_is_the_median_of_ratios_paired_by_round():
                          row(2, "edit", "alone", 20), row(2, "edit", "n-gram", 45, drafted=50, accepted=40)])
     line = speculative.summarize(rows).set_index("variant").loc["n-gram"]
     assert line["speedup"] == 2.0 and line["decode_tps"] == 45
+    assert (line["speedup_low"], line["speedup_high"]) == (2.0, 2.25)  # the pairs' range, not a pooled one
     assert (line["drafted"], line["accepted"]) == (250, 185) and abs(line["acceptance"] - 185 / 250) < 1e-12
 
 
@@ -59,3 +60,27 @@ def test_ngram_lookup_keeps_the_text_and_reports_its_drafts_and_leaves_no_server
     assert bool(summary.loc["n-gram", "same_text"]) and summary.loc["n-gram", "drafted"] > 0
     assert summary.loc["alone", "drafted"] == 0
     assert not list(process.records_home().glob(f"{server.HELPER_PREFIX}spec-*.json"))
+
+
+def test_the_cli_export_keeps_every_request_and_the_summary(tmp_path):
+    rows = pd.DataFrame([row(0, "edit", "alone", 30), row(0, "edit", "n-gram", 60, drafted=100, accepted=75)])
+    result = {"rows": rows, "summary": speculative.summarize(rows), "memory": pd.DataFrame([{"variant": "alone", "kv_mib": 48.0}])}
+    report = speculative.export(tmp_path / "out", result, {"rounds": 1})
+    assert len(pd.read_csv(tmp_path / "out" / "rows.csv")) == 2
+    assert pd.read_csv(tmp_path / "out" / "summary.csv").set_index("variant").loc["n-gram", "speedup"] == 2.0
+    assert "| edit | n-gram |" in report.read_text() and "rounds=1" in report.read_text()
+
+
+def test_every_variant_takes_every_place_in_turn():
+    class Recorder:
+        def __init__(self, name, seen):
+            self.name, self.seen = name, seen
+
+        def ask(self, messages, max_tokens):
+            self.seen.append(self.name)
+            return {"text": "t", "decode_tps": 1.0, "draft_n": 0, "draft_n_accepted": 0}
+    seen = []
+    servers = {name: Recorder(name, seen) for name in ("alone", "n-gram", "kv q8_0", "draft model")}
+    speculative.interleaved_runs(servers, {"code": [], "prose": []}, rounds=2)
+    firsts = [seen[i] for i in range(0, len(seen), 4)]  # who ran first in each task of each round
+    assert sorted(firsts) == sorted(servers) and all(sorted(seen[i:i + 4]) == sorted(servers) for i in range(0, 16, 4))

@@ -207,8 +207,10 @@ class ChainlitNotSupported(WorkshopError):
     ``skipped()``'s one sentence, which already says what to do."""
 
     def __init__(self, sentence: str):
-        self.problem, self.fix = sentence, FIX
-        RuntimeError.__init__(self, sentence)
+        super().__init__(sentence, FIX)
+
+    def __str__(self) -> str:
+        return self.problem  # the sentence already names the fix: no second "What to do" line
 
 
 FIX = "use Python 3.13 or older (everything else in lesson 04 runs on this one)"

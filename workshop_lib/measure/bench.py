@@ -453,7 +453,7 @@ def run_extra(lab, args) -> int:
         tables = {"open_loop": levels}
     else:
         rows = prefill.length_sweep(lab, model, args.prompt_lengths, args.rounds, args.max_tokens)
-        table = prefill.summarize_lengths(rows)
+        table = prefill.with_bench_depths(lab, model, prefill.summarize_lengths(rows), args.max_tokens)
         tables = {"prefill": table, "linearity": pd.DataFrame([prefill.linear_until(table)])}
     files = report.export(args.out, config, rows, **tables)
     print(files["report"].read_text())

@@ -144,7 +144,8 @@ def plot_rate_sweep(levels, knee=None, targets: dict = None, title: str = ""):
 
 def plot_prefill(table, fit: dict = None, title: str = ""):
     """Prompt-length sweep (taught in 03): TTFT against prompt tokens with the line fitted to the shortest
-    prompts (``prefill.linear_until``), and prefill and decode tokens/s against the same lengths."""
+    prompts (``prefill.linear_until``), and prefill and decode tokens/s against the same lengths (and
+    llama-bench's decode at each depth, where ``prefill.with_bench_depths`` added it)."""
     fig, (ttft, speed) = plt.subplots(1, 2, figsize=(10, 3.6))
     t = table.sort_values("prompt_tokens")
     ttft.plot(t["prompt_tokens"], t["ttft_s"], "o-", color=COLORS[0], label="measured TTFT (median)")
@@ -156,6 +157,8 @@ def plot_prefill(table, fit: dict = None, title: str = ""):
                          label=f"leaves the line at {fit['departs_at']} tokens")
     speed.plot(t["prompt_tokens"], t["prefill_tps"], "o-", color=COLORS[1], label="prefill tokens/s")
     speed.plot(t["prompt_tokens"], t["decode_tps"], "s-", color=COLORS[2], label="decode tokens/s after it")
+    if "bench_decode_tps" in t:  # prefill.with_bench_depths: the same depths, no HTTP
+        speed.plot(t["prompt_tokens"], t["bench_decode_tps"], "x--", color=COLORS[3], label="decode, llama-bench -d")
     speed.set_yscale("log")
     ttft.set(xlabel="prompt tokens", ylabel="seconds", title="TTFT, prompt cache off")
     speed.set(xlabel="prompt tokens (context depth)", ylabel="tokens/s (log scale)", title="speed")

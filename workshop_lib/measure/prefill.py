@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..runtime import llamacpp, models, server
 from . import bench
 
 WORDS = ("the server reads every token of the prompt before it writes the first word of its answer and "
@@ -75,3 +76,35 @@ def linear_until(table: pd.DataFrame, fit_points: int = 3, tolerance: float = 0.
     within = t[t["prompt_tokens"] < departs] if departs else t
     return {"fixed_s": float(fixed), "per_token_s": float(per_token),
             "linear_up_to": int(within["prompt_tokens"].iloc[-1]), "departs_at": departs}
+
+
+def bench_depths(model_path, threads: int, depths, n_gen: int = 32, repetitions: int = 3) -> pd.DataFrame:
+    """llama-bench's decode tokens/s after each of ``depths`` tokens of context (``-d``): the sweep's
+    decode column asked of llama.cpp directly, with no HTTP, chat template or client in the way. Its mean
+    over ``repetitions`` (one short run is easily moved by a second of other work on a laptop)."""
+    rows = []
+    for depth in tqdm(depths, desc="llama-bench -d"):
+        result = llamacpp.llama_bench(model_path, threads, n_prompt=0, n_gen=n_gen, repetitions=repetitions,
+                                      depth=int(depth))
+        rows.append({"prompt_tokens": result["depth"], "bench_decode_tps": result["tg_tps"],
+                     "bench_decode_std": result["tg_std"]})
+    return pd.DataFrame(rows)
+
+
+def can_bench_depths(lab, model: str) -> bool:
+    """llama-bench reads the model file itself, so it runs only beside the embedded server, on a course
+    model (the same file and threads the server uses)."""
+    return lab.backend == "embedded" and model in models.load_registry()
+
+
+def with_bench_depths(lab, model: str, table: pd.DataFrame, n_gen: int = 32) -> pd.DataFrame:
+    """``table`` (``summarize_lengths``) with llama-bench's decode speed at each prompt's depth beside the
+    server's (``bench_decode_tps``) and their ratio (``server/llama-bench``); unchanged where
+    ``can_bench_depths`` says no or the server sent no prompt token counts."""
+    if not can_bench_depths(lab, model) or "prompt_tokens" not in table or table["prompt_tokens"].isna().any():
+        return table
+    bench_table = bench_depths(models.get_spec(model).path, server.threads(), table["prompt_tokens"].round(), n_gen)
+    out = table.assign(bench_decode_tps=bench_table["bench_decode_tps"].to_numpy(),
+                       bench_decode_std=bench_table["bench_decode_std"].to_numpy())
+    out["server/llama-bench"] = out["decode_tps"] / out["bench_decode_tps"]
+    return out

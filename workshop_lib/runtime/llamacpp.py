@@ -235,10 +235,12 @@ def _run(cmd: list, log: Path, progress: bool) -> None:
                          "cause. Then run `python -m workshop_lib build` again (it resumes).")
 
 
-def llama_bench(model_path, threads: int, n_prompt: int = 128, n_gen: int = 64, repetitions: int = 3) -> dict:
-    """llama.cpp's own benchmark, no HTTP in the way: prompt and generation tokens/s (taught in 03)."""
+def llama_bench(model_path, threads: int, n_prompt: int = 128, n_gen: int = 64, repetitions: int = 3,
+                depth: int = 0) -> dict:
+    """llama.cpp's own benchmark, no HTTP in the way: prompt and generation tokens/s (taught in 03).
+    ``depth`` tokens of context are computed before each test (``-d``), as deep in a long conversation."""
     cmd = [str(binary("llama-bench")), "-m", str(model_path), "-t", str(threads), "-p", str(n_prompt),
-           "-n", str(n_gen), "-r", str(repetitions), "-o", "json"]
+           "-n", str(n_gen), "-r", str(repetitions), "-d", str(depth), "-o", "json"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
         raise BuildError(f"llama-bench failed: {done.stderr.strip()[-400:]}", "Run `python -m workshop_lib "
@@ -246,4 +248,5 @@ def llama_bench(model_path, threads: int, n_prompt: int = 128, n_gen: int = 64, 
     tests = json.loads(done.stdout)
     pp = next((t["avg_ts"] for t in tests if t["n_prompt"] and not t["n_gen"]), None)  # None if n_prompt=0
     tg = next(t for t in tests if t["n_gen"] and not t["n_prompt"])
-    return {"pp_tps": pp, "tg_tps": tg["avg_ts"], "tg_std": tg["stddev_ts"], "threads": threads}
+    return {"pp_tps": pp, "tg_tps": tg["avg_ts"], "tg_std": tg["stddev_ts"], "threads": threads,
+            "depth": tg.get("n_depth", 0)}  # as llama-bench reports it: the depth it really ran at
