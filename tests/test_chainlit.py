@@ -326,6 +326,32 @@ def test_browser_in_domain_question_the_docs_do_not_answer_is_refused(app_url):
         save_screenshot(page, "chainlit_rag_refusal")
 
 
+def refused_in_the_full_run(model: str):
+    """An in-domain unanswerable question that the course's full run says the app refuses with ``model``
+    after asking it (above the cosine cut), so its refusal is the model's or the terms stage's."""
+    from workshop_lib.rag import evaluate
+    from workshop_lib.rag.answer import THRESHOLD
+    questions = {i["id"]: i for name in (evaluate.QUESTIONS, evaluate.HELDOUT) for i in evaluate.load_questions(name)}
+    for row in evaluate.load_rows(evaluate.SHIPPED_RUN):
+        if row["model"] == model and "in-domain" in row["kind"] and row["best"] >= THRESHOLD and row["app"]["refused"]:
+            return questions[row["id"]]["question"]
+    pytest.fail(f"the shipped full run has no in-domain question that the app refused with {model}")
+
+
+@pytest.mark.server  # the real endpoint (lab), the app, and chromium
+@pytest.mark.browser
+def test_browser_an_in_domain_question_the_app_refuses_shows_not_in_the_docs(app_url, lab):
+    """The "not in the docs" state for a question about llama.cpp that its docs do not answer, picked from
+    the full run's rows (how often the app refuses such questions is the full run's figure, in lesson 04)."""
+    question = refused_in_the_full_run(lab.slm)
+    with chromium_page() as page:
+        open_chat(page, app_url)
+        text = ask(page, question, done=DONE, timeout_s=900).inner_text()
+        print(f"\nQ: {question}\n{text}")
+        assert "Not in the docs." in text and "Passages searched" in text and "Sources cited" not in text
+        save_screenshot(page, "chainlit_rag_in_domain_refusal")
+
+
 @pytest.mark.server  # the real endpoint (lab), the app, and chromium
 @pytest.mark.browser
 def test_browser_reference_exercise_change_shows_each_sources_score(app_url, lab):

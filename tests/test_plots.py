@@ -88,3 +88,22 @@ def test_the_speculative_chart_has_a_bar_per_variant_and_task_and_labels_only_dr
     assert len(ax.patches) == 4  # the baseline is the dotted line, not bars
     assert sorted(t.get_text() for t in ax.texts) == ["74%", "74%"]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["code", "edit"]
+
+
+def test_the_prefill_chart_adds_llama_bench_only_where_it_ran():
+    table = pd.DataFrame({"prompt_tokens": [64, 2048], "ttft_s": [0.3, 10.0], "prefill_tps": [213, 205],
+                          "decode_tps": [40, 30]})
+    without = plots.plot_prefill(table)
+    with_bench = plots.plot_prefill(table.assign(bench_decode_tps=[41.0, 31.0]))
+    labels = [t.get_text() for t in with_bench.axes[1].get_legend().get_texts()]
+    assert len(with_bench.axes[1].lines) == len(without.axes[1].lines) + 1 and "decode, llama-bench -d" in labels
+
+
+def test_the_goal_chart_has_a_panel_per_goal_with_each_pipelines_interval_and_the_target():
+    goals = pd.DataFrame([{"model": m, "pipeline": p, "goal": g, "share": 0.5, "low": 0.3, "high": 0.7, "target": t}
+                          for g, t in (("correct (answerable)", "at least 50%"), ("false refusals (answerable)", "at most 15%"))
+                          for m in ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b") for p in ("lesson", "app")])
+    fig = plots.plot_goals(goals)
+    assert [ax.get_title() for ax in fig.axes] == ["correct (answerable)", "false refusals (answerable)"]
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["0.5b · lesson", "0.5b · app", "1.5b · lesson", "1.5b · app"]
+    assert fig.axes[1].lines[-1].get_xdata()[0] == pytest.approx(0.15)  # the dashed target line

@@ -270,6 +270,26 @@ def test_goal_table_scores_the_lesson_and_the_app_pipelines_on_the_same_question
     assert lesson["false refusals (answerable)"][:2] == app_line["false refusals (answerable)"][:2] == (1, 3)
 
 
+def test_a_goal_is_met_or_missed_only_when_its_whole_interval_says_so(monkeypatch):
+    line = {"model": "m", "pipeline": "app", "answered citing a source": (50, 50, 0.93, 1.0),
+            "citations supporting": (30, 50, 0.46, 0.73), "correct (answerable)": (6, 10, 0.31, 0.83),
+            "refused (in-domain unanswerable)": (0, 0, 0.0, 0.0), "false refusals (answerable)": (2, 40, 0.014, 0.17)}
+    monkeypatch.setattr(evaluate, "goal_table", lambda rows, threshold: [line])
+    verdicts = evaluate.goal_frame([], 0.5).set_index("goal")["verdict"].to_dict()
+    assert verdicts == {"answered citing a source": "met", "citations supporting": "missed",
+                        "correct (answerable)": "undecided", "refused (in-domain unanswerable)": "no data",
+                        "false refusals (answerable)": "undecided"}  # 5 % is below 15 %, but its interval reaches 17 %
+
+
+def test_the_shipped_full_run_answers_every_held_apart_question_with_both_models():
+    rows = evaluate.load_rows(evaluate.SHIPPED_RUN)
+    items = [i for name in (evaluate.QUESTIONS, evaluate.HELDOUT) for i in evaluate.load_questions(name)
+             if i.get("split") in ("test", "held-out")]
+    models = {r["model"] for r in rows}
+    assert len(models) == 2 and {(r["id"], r["model"]) for r in rows} == {(i["id"], m) for i in items for m in models}
+    assert all("app" in r for r in rows), "each row scores the app's pipeline too"
+
+
 @pytest.mark.install  # reads llama.cpp's docs from the unpacked sdist
 @pytest.mark.parametrize("name", ["questions.json", "heldout.json"])
 def test_in_domain_unanswerable_questions_are_not_in_the_docs(name):

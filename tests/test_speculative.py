@@ -1,4 +1,7 @@
 """Speculative decoding's arithmetic and command lines (measure/speculative.py); no server needed."""
+import subprocess
+import sys
+
 import pandas as pd
 import pytest
 
@@ -84,3 +87,16 @@ def test_every_variant_takes_every_place_in_turn():
     speculative.interleaved_runs(servers, {"code": [], "prose": []}, rounds=2)
     firsts = [seen[i] for i in range(0, len(seen), 4)]  # who ran first in each task of each round
     assert sorted(firsts) == sorted(servers) and all(sorted(seen[i:i + 4]) == sorted(servers) for i in range(0, 16, 4))
+
+
+def test_memory_reports_the_logged_cache_beside_the_formula(tmp_path):
+    from test_kvcache import LOG
+    variant = speculative.VariantServer("qwen2.5-coder-0.5b", [], "alone")
+    variant.home = tmp_path
+    (tmp_path / "llama-server.log").write_text(LOG)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    variant.record = type("Record", (), {"pid": gone.pid})()  # a process that has ended: no memory, no error
+    memory = variant.memory()
+    assert (memory["kv_type"], memory["kv_cells"]) == ("f16", 16384)
+    assert memory["kv_mib"] == memory["formula_mib"] == 192.0 and memory["rss_mb"] is None

@@ -191,6 +191,24 @@ def plot_speculative(summary, title: str = ""):
     return _finish(fig, title)
 
 
+def plot_goals(goals, title: str = ""):
+    """RAG goals (taught in 04, from ``rag.evaluate.goal_frame``): one panel per goal, each model and
+    pipeline's share with its 95 % interval, and the target as a dashed line."""
+    names = list(dict.fromkeys(goals["goal"]))
+    fig, axes = plt.subplots(1, len(names), figsize=(3.1 * len(names), 3.4), sharey=True)
+    for ax, name in zip(np.atleast_1d(axes), names):
+        part = goals[goals["goal"] == name].reset_index(drop=True)
+        labels = part["model"].str.replace("qwen2.5-coder-", "") + " · " + part["pipeline"]
+        share = part["share"].fillna(0)
+        errors = [(share - part["low"]).clip(lower=0), (part["high"] - share).clip(lower=0)]
+        ax.barh(labels, share, xerr=errors, color=[COLORS[i % len(COLORS)] for i in range(len(part))], capsize=3)
+        ax.axvline(float(part["target"].iloc[0].split()[-1].rstrip("%")) / 100, color="black", linestyle="--",
+                   linewidth=1, label=part["target"].iloc[0])
+        ax.set(xlim=(0, 1), title=name, xlabel="share (95 % interval)")
+        ax.legend(fontsize="small", loc="lower right")
+    return _finish(fig, title)
+
+
 def _grid(metrics: dict, height: float):
     """Panels in rows of two, paired with ``(column, label)``; unused cells are hidden."""
     columns = min(2, len(metrics))

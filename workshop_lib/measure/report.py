@@ -15,7 +15,9 @@ PERCENTILES = (50, 90, 95, 99)
 KNOWN_TABLES = ("requests", "summary", "sweep", "memory")
 EXTRA_TITLES = {"open_loop": "Open-loop load: offered rate, latency and goodput",
                 "prefill": "TTFT and decode speed against prompt length (prompt cache off)",
-                "linearity": "Where TTFT stops growing linearly with the prompt"}
+                "linearity": "Where TTFT stops growing linearly with the prompt",
+                "speculative": "Speculative decoding and an 8-bit KV cache: speedup over the model alone",
+                "speculative_memory": "Speculative decoding's servers: KV cache logged and by the formula"}
 
 
 def summarize(requests: pd.DataFrame, by=("role", "model")) -> pd.DataFrame:

@@ -117,7 +117,8 @@ class VariantServer:
                 "draft_n_accepted": timings.get("draft_n_accepted", 0)}
 
     def memory(self) -> dict:
-        """The KV cache the server logged (MiB) and the process's resident memory (MB)."""
+        """The KV cache the server logged (MiB), what the formula gives for the shape and cells it logged
+        (``kvcache.logged_caches``), and the process's resident memory (MB)."""
         text = (self.home / "llama-server.log").read_text(encoding="utf-8", errors="replace")
         caches = kvcache.logged_caches(text)  # the target's first; a draft model logs its own after it
         rss = None
@@ -125,7 +126,8 @@ class VariantServer:
             rss = psutil.Process(self.record.pid).memory_info().rss / 1e6
         first = caches[0] if caches else {}
         return {"kv_type": first.get("k_type"), "kv_mib": first["logged_bytes"] / 2**20 if first else None,
-                "kv_cells": first.get("cells"), "rss_mb": rss}
+                "formula_mib": first["formula_bytes"] / 2**20 if first else None, "kv_cells": first.get("cells"),
+                "rss_mb": rss}
 
     def close(self) -> None:
         with contextlib.suppress(WorkshopError, OSError):

@@ -235,6 +235,33 @@ def goal_table(rows, threshold: float) -> list:
     return table
 
 
+SHIPPED_RUN = DATA_DIR / "rag" / "full_run.jsonl"  # the course's full run (this module's CLI), read by lesson 04
+
+GOALS = {  # the course's targets for each figure of ``goal_table``: (at least or at most, share)
+    "answered citing a source": ("at least", 0.90),
+    "citations supporting": ("at least", 0.75),
+    "correct (answerable)": ("at least", 0.50),
+    "refused (in-domain unanswerable)": ("at least", 0.70),
+    "false refusals (answerable)": ("at most", 0.15),
+}
+
+
+def goal_frame(rows, threshold: float) -> "pd.DataFrame":
+    """``goal_table`` as one line per model, pipeline and goal, with the target and a verdict the interval
+    supports: "met" or "missed" when the whole 95 % interval is on one side of the target, "undecided"
+    when it straddles it (too few questions to tell)."""
+    import pandas as pd
+    lines = []
+    for line in goal_table(rows, threshold):
+        for goal, (side, target) in GOALS.items():
+            k, n, low, high = line[goal]
+            good, bad = (low >= target, high < target) if side == "at least" else (high <= target, low > target)
+            lines.append({"model": line["model"], "pipeline": line["pipeline"], "goal": goal, "count": k, "n": n,
+                          "share": k / n if n else float("nan"), "low": low, "high": high, "target": f"{side} {target:.0%}",
+                          "verdict": "no data" if not n else "met" if good else "missed" if bad else "undecided"})
+    return pd.DataFrame(lines)
+
+
 def load_rows(path) -> list:
     """The rows a full run wrote, one JSON object per line (a cut-off last line is skipped)."""
     rows = []
