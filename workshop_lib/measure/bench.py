@@ -310,6 +310,12 @@ def benchmark(target, models: dict, prompts: list, rounds: int = 3, warmup: int 
 COUNTING_PROMPT = [{"role": "user", "content": "Count from 1 to 300, separated by spaces."}]  # for decode only
 
 
+def shares_model_file(lab, model: str) -> bool:
+    """llama-bench reads the model file itself, so it runs only beside the embedded server, on a course
+    model (the same file and threads the server uses)."""
+    return lab.backend == "embedded" and model in models.load_registry()
+
+
 def harness_overhead(lab, role: str = "slm", n_gen: int = 64, rounds: int = 3) -> dict:
     """Decode tokens/s three ways for the same model and threads: this HTTP harness, the server's own
     ``timings``, and ``llama-bench`` (no HTTP at all). Ratios near 1 mean client numbers are trusted.
@@ -319,7 +325,7 @@ def harness_overhead(lab, role: str = "slm", n_gen: int = 64, rounds: int = 3) -
     The harness and llama-bench take turns, round by round, so that a machine that speeds up or
     slows down during the check (laptops and shared hosts do) affects both alike."""
     model = lab.models[role]
-    local = lab.backend == "embedded" and model in models.load_registry()
+    local = shares_model_file(lab, model)
     has_timings = lab.supports("timings", "comparing with the server's own decode speed")
     plan = plan_requests(lab, [model], verbose=False)
     stream_once(lab.client, model, COUNTING_PROMPT, max_tokens=8, **plan.options(model))  # load the model first

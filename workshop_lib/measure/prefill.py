@@ -91,17 +91,11 @@ def bench_depths(model_path, threads: int, depths, n_gen: int = 32, repetitions:
     return pd.DataFrame(rows)
 
 
-def can_bench_depths(lab, model: str) -> bool:
-    """llama-bench reads the model file itself, so it runs only beside the embedded server, on a course
-    model (the same file and threads the server uses)."""
-    return lab.backend == "embedded" and model in models.load_registry()
-
-
 def with_bench_depths(lab, model: str, table: pd.DataFrame, n_gen: int = 32) -> pd.DataFrame:
     """``table`` (``summarize_lengths``) with llama-bench's decode speed at each prompt's depth beside the
     server's (``bench_decode_tps``) and their ratio (``server/llama-bench``); unchanged where
-    ``can_bench_depths`` says no or the server sent no prompt token counts."""
-    if not can_bench_depths(lab, model) or "prompt_tokens" not in table or table["prompt_tokens"].isna().any():
+    ``bench.shares_model_file`` says no or the server sent no prompt token counts."""
+    if not bench.shares_model_file(lab, model) or "prompt_tokens" not in table or table["prompt_tokens"].isna().any():
         return table
     bench_table = bench_depths(models.get_spec(model).path, server.threads(), table["prompt_tokens"].round(), n_gen)
     out = table.assign(bench_decode_tps=bench_table["bench_decode_tps"].to_numpy(),

@@ -14,7 +14,8 @@ At temperature 0 the target accepts only the tokens it would have written itself
 the text is identical to the model alone; in floating point a batched check rounds differently and can
 flip a near-tie, so ``summarize`` reports whether it stayed identical (``same_text``). Each variant runs
 on a throwaway llama-server of its own (one slot, prompt cache off, 127.0.0.1), and the requests take
-turns, round by round, so a machine that slows down during the run slows every variant alike. The same harness measures ``-ctk/-ctv q8_0``.
+turns, round by round, so a machine that slows down during the run slows every variant alike. The same
+harness measures ``-ctk/-ctv q8_0``.
 """
 import contextlib
 import os
